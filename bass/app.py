@@ -1,0 +1,129 @@
+"""The ASGI app of `bass serve`, built by a factory: orchestrator + OTLP receiver + dashboard."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from bass import api
+from bass.config import Config
+from bass.ingest import receiver
+from bass.orchestrator import Orchestrator
+from bass.store.db import Database
+from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, templates
+
+log = logging.getLogger("bass.serve")
+
+
+@dataclass
+class Settings:
+    db: str = "bass.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    config: Config = field(default_factory=Config)
+    local_worker: bool = False
+    local_worker_tags: list[str] = field(default_factory=list)
+    workspace_root: str = ".bass-workspace"
+    traces_endpoint: str | None = None
+    logs_endpoint: str | None = None
+    lease_seconds: float = 60.0
+    reap_interval: float = 5.0
+    max_body: int = receiver.DEFAULT_MAX_BODY
+
+
+def local_url(settings: Settings) -> str:
+    """How a process on this machine reaches the server."""
+    host = settings.host
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        db = Database(settings.db)
+        orchestrator = Orchestrator(
+            db,
+            settings.config,
+            lease_seconds=settings.lease_seconds,
+            traces_endpoint=settings.traces_endpoint,
+            logs_endpoint=settings.logs_endpoint,
+        )
+        worker_keys = list(settings.config.worker_keys)
+        stop = threading.Event()
+        worker_thread = None
+        if settings.local_worker:
+            local_key = secrets.token_urlsafe(24)
+            worker_keys.append(local_key)
+            worker_thread = _start_local_worker(settings, local_key, stop)
+        reaper = asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))
+        try:
+            yield {
+                "db": db,
+                "orchestrator": orchestrator,
+                "worker_keys": worker_keys,
+                "templates": templates(),
+                "max_body": settings.max_body,
+            }
+        finally:
+            reaper.cancel()
+            stop.set()
+            if worker_thread is not None:
+                await asyncio.to_thread(worker_thread.join, 30)
+            db.close()
+
+    routes = [
+        *api.routes,
+        *receiver.routes,
+        *home.routes,
+        *pipelines.routes,
+        *builds.routes,
+        *json_api.routes,
+        Route("/healthz", _healthz, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _healthz(request: Request) -> Response:
+    return PlainTextResponse("ok\n")
+
+
+async def _reap_forever(orchestrator: Orchestrator, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await orchestrator.reap()
+        except Exception:
+            log.exception("reaping lost jobs failed")
+
+
+def _start_local_worker(settings: Settings, key: str, stop: threading.Event) -> threading.Thread:
+    from bass.worker import Worker
+
+    worker = Worker(
+        dequeue_endpoint=local_url(settings) + "/dequeue",
+        api_key=key,
+        tags=settings.local_worker_tags,
+        workspace_root=settings.workspace_root,
+        name="local",
+        stop=stop,
+    )
+    thread = threading.Thread(target=worker.run_forever, name="bass-local-worker", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,269 @@
+"""The `bass` command: serve, worker, run, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from bass import config as config_files
+
+log = logging.getLogger("bass")
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run the orchestrator, OTLP receiver and dashboard")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
+    p.add_argument("--db", default="bass.db", help="SQLite file (default %(default)s)")
+    p.add_argument("-f", "--pipelines-file", default="orchestrator-pipelines.json",
+                   help="pipelines JSON (default %(default)s)")
+    p.add_argument("-e", "--env-file", default="orchestrator.env",
+                   help="key=value variables handed to every build (default %(default)s)")
+    p.add_argument("-w", "--worker-keys-file", default="worker-keys",
+                   help="worker API keys, one per line (default %(default)s)")
+    p.add_argument("--local-worker", action="store_true",
+                   help="also run a worker inside this process")
+    p.add_argument("--local-worker-tags", default="",
+                   help="comma-separated tags of the local worker")
+    p.add_argument("--workspace-root", default=".bass-workspace",
+                   help="where the local worker checks out repositories (default %(default)s)")
+    p.add_argument("-t", "--traces-endpoint", default=None,
+                   help="OTLP traces URL handed to builds (default: this server's /v1/traces)")
+    p.add_argument("-l", "--logs-endpoint", default=None,
+                   help="OTLP logs URL handed to builds (default: this server's /v1/logs)")
+    p.add_argument("--lease-seconds", type=float, default=60.0,
+                   help="a running job whose worker is silent this long ends as error "
+                        "(default %(default)s)")
+    p.add_argument("--max-body-mb", type=float, default=64.0,
+                   help="largest OTLP request accepted, after decompression (default %(default)s)")
+    p.add_argument("--get", metavar="PATH", default=None,
+                   help="render one page in-process, print it and exit (a smoke test)")
+    p.add_argument("--log-level", default="info", help="debug, info, warning (default info)")
+
+
+def _worker_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("worker", help="run builds handed out by a bass serve",
+                       description="The API key comes from the environment variable "
+                                   "BASS_API_KEY.")
+    p.add_argument("-d", "--dequeue-endpoint", default="http://localhost:8080/dequeue",
+                   help="the orchestrator's dequeue URL (default %(default)s)")
+    p.add_argument("-t", "--tags", default="", help="comma-separated tags of this worker")
+    p.add_argument("-w", "--workspace-root", default=os.path.join(_tmp(), "bass-worker"),
+                   help="where repositories are checked out; one per worker "
+                        "(default %(default)s)")
+    p.add_argument("--name", default=None, help="worker name shown on builds (default host-pid)")
+    p.add_argument("--log-level", default="info", help="debug, info, warning (default info)")
+
+
+def _run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="queue a build on a running bass serve")
+    p.add_argument("pipeline")
+    p.add_argument("--server", default="http://localhost:8080",
+                   help="URL of bass serve (default %(default)s)")
+    p.add_argument("--changed-refs", default="", help="comma-separated commits (or a..b)")
+    p.add_argument("--tags", default="", help="comma-separated tags of the pushed commit")
+    p.add_argument("--wait", action="store_true",
+                   help="wait for the build to end; exit 0 only if it is ok")
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="build the example pipelines on this machine, offline")
+    p.add_argument("--dir", default="bass-demo", help="where the demo lives (default %(default)s)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
+
+
+def _tmp() -> str:
+    import tempfile
+
+    return tempfile.gettempdir()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bass", description="bass, a quite simple build assistant")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    _worker_parser(sub)
+    _run_parser(sub)
+    _demo_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(args, "log_level", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command == "serve":
+        return serve(args)
+    if args.command == "worker":
+        return worker(args)
+    if args.command == "run":
+        return run(args)
+    from bass.demo import demo
+
+    return demo(args)
+
+
+def _tags(value: str) -> list[str]:
+    return [t.strip() for t in value.split(",") if t.strip()]
+
+
+def serve(args: argparse.Namespace) -> int:
+    from bass.app import Settings
+
+    try:
+        config = config_files.load(args.pipelines_file, args.env_file, args.worker_keys_file)
+    except config_files.ConfigError as e:
+        print(f"bass serve: {e}", file=sys.stderr)
+        return 2
+    settings = Settings(
+        db=args.db,
+        host=args.host,
+        port=args.port,
+        config=config,
+        local_worker=args.local_worker,
+        local_worker_tags=_tags(args.local_worker_tags),
+        workspace_root=args.workspace_root,
+        traces_endpoint=args.traces_endpoint,
+        logs_endpoint=args.logs_endpoint,
+        lease_seconds=args.lease_seconds,
+        max_body=int(args.max_body_mb * (1 << 20)),
+    )
+    log.info("%d pipeline(s) from %s: %s", len(config.pipelines), args.pipelines_file,
+             ", ".join(config.pipelines) or "none")
+    log.info("%d variable(s) from %s: %s", len(config.env), args.env_file,
+             ", ".join(config.env) or "none")  # names only: values may be secrets
+    log.info("%d worker key(s) from %s", len(config.worker_keys), args.worker_keys_file)
+    if args.get:
+        return _get(settings, args.get)
+    return run_server(settings)
+
+
+def run_server(settings: object) -> int:
+    import uvicorn
+
+    from bass.app import Settings, create_app, local_url
+
+    assert isinstance(settings, Settings)
+    log.info("dashboard: %s/", local_url(settings))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    server.run()
+    return 0 if server.started else 1
+
+
+def _get(settings: object, path: str) -> int:
+    """Render one page in-process (no socket): a smoke test of the config and templates."""
+    import asyncio
+
+    from bass.app import create_app
+
+    app = create_app(settings)  # type: ignore[arg-type]
+    target = urllib.parse.urlsplit(path)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": target.path or "/", "raw_path": (target.path or "/").encode(),
+        "query_string": target.query.encode(), "root_path": "", "headers": [(b"host", b"bass")],
+        "client": ("127.0.0.1", 0), "server": ("bass", 80),
+    }  # fmt: skip
+    status, chunks = 0, []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    async def get() -> None:
+        async with app.router.lifespan_context(app) as state:
+            await app({**scope, "state": dict(state or {})}, receive, send)
+
+    asyncio.run(get())
+    sys.stdout.write(b"".join(chunks).decode("utf-8", "replace"))
+    return 0 if status < 400 else 1
+
+
+def worker(args: argparse.Namespace) -> int:
+    from bass.worker import Worker
+
+    api_key = os.environ.get("BASS_API_KEY")
+    if not api_key:
+        log.warning("BASS_API_KEY is not set: only a bass serve without worker keys, on this "
+                    "machine, will hand out jobs")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: cancelling the running build and stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    Worker(
+        dequeue_endpoint=args.dequeue_endpoint,
+        api_key=api_key,
+        tags=_tags(args.tags),
+        workspace_root=args.workspace_root,
+        name=args.name,
+        stop=stop,
+    ).run_forever()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    server = args.server.rstrip("/")
+    query = {"pipeline": args.pipeline}
+    if args.changed_refs:
+        query["changed-refs"] = args.changed_refs
+    if args.tags:
+        query["tags"] = args.tags
+    url = f"{server}/webhook?{urllib.parse.urlencode(query)}"
+    try:
+        answer = _request("POST", url)
+    except urllib.error.HTTPError as e:
+        print(f"bass run: {e.code}: {e.read().decode('utf-8', 'replace')}", file=sys.stderr)
+        return 2
+    except urllib.error.URLError as e:
+        print(f"bass run: cannot reach {server}: {e.reason}", file=sys.stderr)
+        return 2
+    if not answer.get("queued"):
+        print(f"{args.pipeline}: not queued ({answer.get('reason')})")
+        return 0
+    print(f"{args.pipeline} #{answer['number']} queued: {answer['url']}")
+    if not args.wait:
+        return 0
+    while True:
+        job = _request("GET", f"{server}/api/jobs/{answer['id']}")
+        if job["state"] not in ("queued", "running"):
+            print(f"{args.pipeline} #{job['number']}: {job['state']}"
+                  + (f" ({job['message']})" if job.get("message") else ""))
+            return 0 if job["state"] == "ok" else 1
+        time.sleep(0.5)
+
+
+def _request(method: str, url: str) -> dict:
+    request = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

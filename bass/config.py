@@ -1,0 +1,191 @@
+"""The orchestrator's three files: pipelines (JSON), environment (key=value), worker keys.
+
+Names and defaults are the prototype's. Every problem is a ConfigError whose message
+names the file, the pipeline and the field, so `bass serve` can exit with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bass.config")
+
+PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+KNOWN_FIELDS = {
+    "repository",
+    "ref",
+    "cwd",
+    "exec",
+    "worker-tags",
+    "tag-pattern",
+    "poll",
+    "notifications",
+    "timeout",
+    "description",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+class ConfigError(Exception):
+    """A configuration file is missing or wrong; the message says where and what."""
+
+
+@dataclass
+class Config:
+    pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    worker_keys: list[str] = field(default_factory=list)
+
+
+def load(pipelines_file: str, env_file: str, worker_keys_file: str) -> Config:
+    return Config(
+        pipelines=load_pipelines(pipelines_file),
+        env=load_env(env_file),
+        worker_keys=load_worker_keys(worker_keys_file),
+    )
+
+
+def load_pipelines(path: str) -> dict[str, dict[str, Any]]:
+    """Read and check the pipelines file; returns the pipelines keyed by name."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pipelines file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read pipelines file: {e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must be a JSON object of pipelines keyed by name")
+    pipelines = {}
+    for name, pipeline in data.items():
+        where = f'{path}: pipeline "{name}"'
+        if not PIPELINE_NAME.match(name):
+            raise ConfigError(
+                f"{where}: the name may use letters, digits, '.', '_' and '-' "
+                "(starting with a letter or digit, at most 100 characters)"
+            )
+        pipelines[name] = check_pipeline(pipeline, where)
+    return pipelines
+
+
+def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
+    """Check one pipeline's fields; returns it with defaults filled in."""
+    if not isinstance(pipeline, dict):
+        raise ConfigError(f"{where}: must be a JSON object")
+
+    def fail(name: str, problem: str) -> ConfigError:
+        return ConfigError(f'{where}: field "{name}": {problem}')
+
+    if not isinstance(pipeline.get("repository"), str) or not pipeline["repository"].strip():
+        raise fail("repository", "required, the URL or path of a git repository")
+    exec_ = pipeline.get("exec")
+    if isinstance(exec_, str):
+        exec_ok = bool(exec_.strip())
+    else:
+        exec_ok = isinstance(exec_, list) and bool(exec_)
+        exec_ok = exec_ok and all(isinstance(a, str) for a in exec_)  # type: ignore[union-attr]
+    if not exec_ok:
+        raise fail("exec", "required, a non-empty list of strings (argv) or a string")
+    for name in ("ref", "cwd", "tag-pattern", "description"):
+        if pipeline.get(name) is not None and not isinstance(pipeline[name], str):
+            raise fail(name, "must be a string")
+    cwd = pipeline.get("cwd")
+    if cwd is not None and (os.path.isabs(cwd) or ".." in Path(cwd).parts):
+        raise fail("cwd", "must be a path inside the repository (relative, no '..')")
+    tags = pipeline.setdefault("worker-tags", [])
+    if tags is None:
+        tags = pipeline["worker-tags"] = []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise fail("worker-tags", "must be a list of non-empty strings")
+    if pipeline.get("tag-pattern") is not None:
+        try:
+            re.compile(pipeline["tag-pattern"])
+        except re.error as e:
+            raise fail("tag-pattern", f"invalid regular expression: {e}") from None
+    if pipeline.get("timeout") is not None:
+        pipeline["timeout"] = _seconds(pipeline["timeout"], fail, "timeout")
+    poll = pipeline.get("poll")
+    if poll is not None:
+        if not isinstance(poll, dict) or "interval" not in poll:
+            raise fail("poll", 'must be null or {"interval": "5m"}')
+        poll["interval"] = _seconds(poll["interval"], fail, "poll.interval")
+    _check_notifications(pipeline.get("notifications"), fail)
+    unknown = sorted(set(pipeline) - KNOWN_FIELDS)
+    if unknown:
+        log.warning("%s: ignoring unknown field(s): %s", where, ", ".join(unknown))
+    return pipeline
+
+
+def _seconds(value: Any, fail: Any, name: str) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match or float(match.group(1)) <= 0:
+        raise fail(name, 'must be a positive duration: seconds, or "30s", "5m", "1h", "1d"')
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _check_notifications(notifications: Any, fail: Any) -> None:
+    if notifications is None:
+        return
+    if not isinstance(notifications, dict):
+        raise fail("notifications", "must be an object with onSuccess and/or onFailure")
+    for event, target in notifications.items():
+        name = f"notifications.{event}"
+        if event not in ("onSuccess", "onFailure"):
+            raise fail(name, "unknown event (use onSuccess or onFailure)")
+        if not isinstance(target, dict) or not isinstance(target.get("email"), dict):
+            raise fail(name, 'must be {"email": {"to": ..., "subject": ..., "body": ...}}')
+        email = target["email"]
+        to = email.get("to")
+        if not (isinstance(to, str) and to) and not (
+            isinstance(to, list) and to and all(isinstance(t, str) and t for t in to)
+        ):
+            raise fail(f"{name}.email.to", "required, an address or a list of addresses")
+        for part in ("subject", "body"):
+            if email.get(part) is not None and not isinstance(email[part], str):
+                raise fail(f"{name}.email.{part}", "must be a string")
+
+
+def load_env(path: str) -> dict[str, str]:
+    """Read `key=value` lines (with `$VAR` expansion); a missing file is no variables."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        log.info("%s: no env file, builds get no extra variables", path)
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read env file: {e}") from None
+    env = {}
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.removeprefix("export ").partition("=")
+        key = key.strip()
+        if not sep or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            raise ConfigError(f"{path}:{number}: expected key=value with a variable name as key")
+        env[key] = os.path.expandvars(value.strip())
+    return env
+
+
+def load_worker_keys(path: str) -> list[str]:
+    """Read the worker keys, one per line; a missing file is no keys."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        log.info("%s: no worker keys file", path)
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read worker keys file: {e}") from None
+    return [k.strip() for k in lines if k.strip() and not k.strip().startswith("#")]

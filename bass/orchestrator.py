@@ -1,0 +1,224 @@
+"""The orchestrator: the one facade over the build queue.
+
+Webhook, dashboard button, `bass run` and the poller all call `enqueue`; workers call
+`claim`, `heartbeat` and `report`; the OTLP receiver calls `root_span_seen`. HTTP and
+the CLI are thin adapters over these verbs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bass.config import Config
+from bass.store import jobs, telemetry
+from bass.store.db import Database
+
+log = logging.getLogger("bass.orchestrator")
+
+BUILDER_EXIT_CODES = {0: "ok", 1: "failed", 3: "error", 4: "timeout", 5: "cancelled"}
+OnFinished = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class UnknownPipeline(LookupError):
+    pass
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        *,
+        lease_seconds: float = 60.0,
+        clock: Callable[[], float] = time.time,
+        traces_endpoint: str | None = None,
+        logs_endpoint: str | None = None,
+    ):
+        self.db = db
+        self.config = config
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        # Where builds send telemetry; None: this server's own receiver.
+        self.traces_endpoint = traces_endpoint
+        self.logs_endpoint = logs_endpoint
+        self.on_finished: list[OnFinished] = []
+        self._queue_changed = asyncio.Event()
+
+    # -- triggers ---------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        pipeline: str,
+        *,
+        trigger: str,
+        changed_refs: list[str] | None = None,
+        tags: list[str] | None = None,
+    ) -> dict[str, Any] | None:
+        """Queue a build; None when the pipeline's tag-pattern suppresses it."""
+        config = self.config.pipelines.get(pipeline)
+        if config is None:
+            raise UnknownPipeline(pipeline)
+        pattern = config.get("tag-pattern")
+        if pattern and not any(re.search(pattern, tag) for tag in tags or []):
+            log.info("%s: suppressed, no tag in %s matches %r", pipeline, tags or [], pattern)
+            return None
+        job = await self.db.awrite(
+            jobs.enqueue,
+            pipeline=pipeline,
+            config=config,
+            trigger=trigger,
+            changed_refs=changed_refs,
+            tags=tags,
+            trace_id=secrets.token_hex(16),
+            root_span_id=secrets.token_hex(8),
+            now=self.clock(),
+        )
+        log.info("%s #%d queued (%s)", pipeline, job["number"], trigger)
+        self._wake_workers()
+        return job
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def claim(
+        self, *, worker: str, tags: list[str], wait: float = 0.0, heartbeats: bool = False
+    ) -> dict[str, Any] | None:
+        """The oldest queued job this worker may run, waiting up to `wait` s for one."""
+        deadline = self.clock() + wait
+        while True:
+            changed = self._queue_changed
+            job = await self.db.awrite(
+                jobs.claim,
+                worker=worker,
+                tags=tags,
+                now=self.clock(),
+                lease_seconds=self.lease_seconds if heartbeats else None,
+            )
+            remaining = deadline - self.clock()
+            if job is not None or remaining <= 0:
+                if job is not None:
+                    log.info("%s #%d claimed by %s", job["pipeline"], job["number"], worker)
+                return job
+            try:
+                await asyncio.wait_for(changed.wait(), timeout=remaining)
+            except TimeoutError:
+                pass
+
+    async def heartbeat(self, job_id: int) -> dict[str, Any] | None:
+        return await self.db.awrite(
+            jobs.heartbeat, job_id, now=self.clock(), lease_seconds=self.lease_seconds
+        )
+
+    async def report(
+        self, job_id: int, status: str, message: str | None = None
+    ) -> dict[str, Any] | None:
+        """A worker's result for a job; None if the job had already ended."""
+        return await self._finish(job_id, status, message)
+
+    async def cancel(self, job_id: int) -> dict[str, Any] | None:
+        """Cancel a build: a queued one ends now, a running one at its worker's next
+        heartbeat (a worker that does not heartbeat cannot be told, so it ends now)."""
+        job = await self.db.awrite(jobs.request_cancel, job_id)
+        if job is None:
+            return None
+        if job["state"] == "queued" or job["lease_expires"] is None:
+            return await self._finish(job_id, "cancelled", "cancelled from the dashboard")
+        return job
+
+    async def reap(self) -> list[dict[str, Any]]:
+        """End the running jobs whose worker stopped heartbeating (worker lost)."""
+        lost = await self.db.aread(jobs.expired, now=self.clock())
+        ended = []
+        for job in lost:
+            message = f"worker {job['worker']} lost: no heartbeat for {self.lease_seconds:g} s"
+            done = await self._finish(job["id"], "error", message)
+            if done is not None:
+                log.warning("%s #%d: %s", job["pipeline"], job["number"], message)
+                ended.append(done)
+        return ended
+
+    # -- telemetry --------------------------------------------------------------------
+
+    async def root_span_seen(self, span: dict[str, Any]) -> None:
+        """A span without parent arrived. It may be a build run outside the queue
+        (`python3 job.py` against this server), or the end of a build whose worker
+        only speaks the prototype's protocol (no heartbeat, no result report)."""
+        job = await self.db.aread(jobs.by_trace, span["trace_id"])
+        if job is None:
+            service = span.get("service_name", "")
+            if not service.startswith("bass:pipeline:"):
+                return
+            job = await self.db.awrite(
+                jobs.register_local,
+                pipeline=service.removeprefix("bass:pipeline:")[:100] or "local",
+                trace_id=span["trace_id"],
+                root_span_id=span["span_id"],
+                started_at=span["start_ns"] / 1e9 or self.clock(),
+            )
+            if job is None:
+                return
+        legacy = job["state"] == "running" and job["lease_expires"] is None
+        if span["end_ns"] and (job["trigger"] == "local" or legacy):
+            if span["span_id"] == job["root_span_id"]:
+                await self._finish(job["id"], span["bass_status"], span["status_message"] or None)
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _finish(self, job_id: int, status: str, message: str | None) -> dict[str, Any] | None:
+        if status not in jobs.FINAL_STATES:
+            status = "error"
+        now = self.clock()
+
+        def finish(conn: Any) -> dict[str, Any] | None:
+            job = jobs.finish(conn, job_id, state=status, now=now, message=message)
+            if job is not None:
+                telemetry.close_open_spans(
+                    conn, job["trace_id"], end_ns=int(now * 1e9), status=status
+                )
+            return job
+
+        job = await self.db.awrite(finish)
+        if job is None:
+            return None
+        log.info("%s #%d %s", job["pipeline"], job["number"], status)
+        for callback in self.on_finished:
+            try:
+                await callback(job)
+            except Exception:
+                log.exception("after %s #%d finished", job["pipeline"], job["number"])
+        return job
+
+    def _wake_workers(self) -> None:
+        changed, self._queue_changed = self._queue_changed, asyncio.Event()
+        changed.set()
+
+    def job_json(self, job: dict[str, Any], base_url: str) -> dict[str, Any]:
+        """The job as a worker receives it from /dequeue (the prototype's fields first)."""
+        base = base_url.rstrip("/")
+        return {
+            "name": job["pipeline"],
+            "schedule-time": datetime.fromtimestamp(job["queued_at"], UTC).isoformat(),
+            "env": dict(self.config.env),
+            "pipeline": job["config"],
+            "changed-refs": job["changed_refs"],
+            "otel": {
+                "traces-endpoint": self.traces_endpoint or f"{base}/v1/traces",
+                "logs-endpoint": self.logs_endpoint or f"{base}/v1/logs",
+                "service-name": f"bass:pipeline:{job['pipeline']}",
+                "trace-id": job["trace_id"],
+                "root-span-id": job["root_span_id"],
+            },
+            "id": job["id"],
+            "number": job["number"],
+            "tags": job["tags"],
+            "lease-seconds": self.lease_seconds if job["lease_expires"] else None,
+            "heartbeat-url": f"{base}/jobs/{job['id']}/heartbeat",
+            "result-url": f"{base}/jobs/{job['id']}/result",
+            "build-url": f"{base}/pipelines/{job['pipeline']}/{job['number']}",
+        }

@@ -1,0 +1,226 @@
+"""The build queue: one row per build, from queued to a final status.
+
+States: `queued`, `running`, then one of the final statuses of DESIGN.md (`ok`,
+`failed`, `timeout`, `skipped`, `cancelled`, `error`). Functions take a connection and
+never commit (see bass.store.db).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+FINAL_STATES = ("ok", "failed", "timeout", "skipped", "cancelled", "error")
+ACTIVE_STATES = ("queued", "running")
+
+_JSON_COLUMNS = ("changed_refs", "tags", "worker_tags", "config")
+
+
+def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    for column in _JSON_COLUMNS:
+        if column in row and isinstance(row[column], str):
+            row[column] = json.loads(row[column])
+    return row
+
+
+def enqueue(
+    conn: sqlite3.Connection,
+    *,
+    pipeline: str,
+    config: dict[str, Any],
+    trigger: str,
+    trace_id: str,
+    root_span_id: str,
+    now: float,
+    changed_refs: list[str] | None = None,
+    tags: list[str] | None = None,
+) -> dict[str, Any]:
+    """Queue a build of `pipeline`; returns the job row with its per-pipeline number."""
+    row = conn.execute(
+        """
+        INSERT INTO jobs (pipeline, number, state, trigger, changed_refs, tags, worker_tags,
+                          config, trace_id, root_span_id, queued_at)
+        VALUES (:pipeline,
+                (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE pipeline = :pipeline),
+                'queued', :trigger, :changed_refs, :tags, :worker_tags, :config,
+                :trace_id, :root_span_id, :now)
+        RETURNING *
+        """,
+        {
+            "pipeline": pipeline,
+            "trigger": trigger,
+            "changed_refs": json.dumps(changed_refs or []),
+            "tags": json.dumps(tags or []),
+            "worker_tags": json.dumps(config.get("worker-tags") or []),
+            "config": json.dumps(config),
+            "trace_id": trace_id,
+            "root_span_id": root_span_id,
+            "now": now,
+        },
+    ).fetchone()
+    return _decode(row)  # type: ignore[return-value]
+
+
+def claim(
+    conn: sqlite3.Connection,
+    *,
+    worker: str,
+    tags: list[str],
+    now: float,
+    lease_seconds: float | None,
+) -> dict[str, Any] | None:
+    """Hand the oldest queued job whose worker-tags are all in `tags` to `worker`.
+
+    One UPDATE … RETURNING, so two workers can never claim the same job. With
+    `lease_seconds` None the worker does not heartbeat and the job has no lease.
+    """
+    row = conn.execute(
+        """
+        UPDATE jobs SET state = 'running', worker = :worker, started_at = :now,
+                        lease_expires = :lease
+        WHERE id = (
+            SELECT id FROM jobs
+            WHERE state = 'queued'
+              AND NOT EXISTS (
+                  SELECT 1 FROM json_each(jobs.worker_tags) AS wanted
+                  WHERE wanted.value NOT IN (SELECT value FROM json_each(:tags)))
+            ORDER BY id LIMIT 1)
+        RETURNING *
+        """,
+        {
+            "worker": worker,
+            "now": now,
+            "tags": json.dumps(tags),
+            "lease": None if lease_seconds is None else now + lease_seconds,
+        },
+    ).fetchone()
+    return _decode(row)
+
+
+def heartbeat(
+    conn: sqlite3.Connection, job_id: int, *, now: float, lease_seconds: float
+) -> dict[str, Any] | None:
+    """Extend a running job's lease; returns the job (None if it is no longer running)."""
+    row = conn.execute(
+        """
+        UPDATE jobs SET lease_expires = :lease
+        WHERE id = :id AND state = 'running'
+        RETURNING *
+        """,
+        {"id": job_id, "lease": now + lease_seconds},
+    ).fetchone()
+    return _decode(row)
+
+
+def finish(
+    conn: sqlite3.Connection, job_id: int, *, state: str, now: float, message: str | None = None
+) -> dict[str, Any] | None:
+    """Move a queued or running job to a final state; None if it had already ended."""
+    if state not in FINAL_STATES:
+        raise ValueError(f"not a final state: {state!r}")
+    row = conn.execute(
+        """
+        UPDATE jobs SET state = :state, finished_at = :now, lease_expires = NULL,
+                        message = COALESCE(:message, message),
+                        started_at = COALESCE(started_at, :now)
+        WHERE id = :id AND state IN ('queued', 'running')
+        RETURNING *
+        """,
+        {"id": job_id, "state": state, "now": now, "message": message},
+    ).fetchone()
+    return _decode(row)
+
+
+def expired(conn: sqlite3.Connection, *, now: float) -> list[dict[str, Any]]:
+    """Running jobs whose worker stopped heartbeating."""
+    rows = conn.execute(
+        "SELECT * FROM jobs WHERE state = 'running' AND lease_expires < ?", (now,)
+    ).fetchall()
+    return [_decode(r) for r in rows]  # type: ignore[misc]
+
+
+def request_cancel(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
+    """Mark a running job for cancel; its worker learns it at the next heartbeat."""
+    row = conn.execute(
+        "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running') "
+        "RETURNING *",
+        (job_id,),
+    ).fetchone()
+    return _decode(row)
+
+
+def get(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
+    return _decode(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def by_number(conn: sqlite3.Connection, pipeline: str, number: int) -> dict[str, Any] | None:
+    return _decode(
+        conn.execute(
+            "SELECT * FROM jobs WHERE pipeline = ? AND number = ?", (pipeline, number)
+        ).fetchone()
+    )
+
+
+def by_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
+    return _decode(conn.execute("SELECT * FROM jobs WHERE trace_id = ?", (trace_id,)).fetchone())
+
+
+def for_pipeline(
+    conn: sqlite3.Connection, pipeline: str, *, limit: int = 50, before: int | None = None
+) -> list[dict[str, Any]]:
+    """Builds of one pipeline, newest first; `before` pages back by build number."""
+    rows = conn.execute(
+        """
+        SELECT * FROM jobs WHERE pipeline = :pipeline AND number < :before
+        ORDER BY number DESC LIMIT :limit
+        """,
+        {"pipeline": pipeline, "before": before if before is not None else 2**62, "limit": limit},
+    ).fetchall()
+    return [_decode(r) for r in rows]  # type: ignore[misc]
+
+
+def latest_per_pipeline(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """The newest build of every pipeline that has one, keyed by pipeline name."""
+    rows = conn.execute(
+        """
+        SELECT j.* FROM jobs j
+        JOIN (SELECT pipeline, MAX(number) AS number FROM jobs GROUP BY pipeline) latest
+          ON latest.pipeline = j.pipeline AND latest.number = j.number
+        """
+    ).fetchall()
+    return {r["pipeline"]: _decode(r) for r in rows}  # type: ignore[misc]
+
+
+def register_local(
+    conn: sqlite3.Connection,
+    *,
+    pipeline: str,
+    trace_id: str,
+    root_span_id: str,
+    started_at: float,
+) -> dict[str, Any] | None:
+    """Record a build that was run outside the queue (for example `python3 job.py`).
+
+    Returns the new row, or None when the trace is already a known build.
+    """
+    row = conn.execute(
+        """
+        INSERT INTO jobs (pipeline, number, state, trigger, trace_id, root_span_id,
+                          queued_at, started_at)
+        SELECT :pipeline,
+               (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE pipeline = :pipeline),
+               'running', 'local', :trace_id, :root_span_id, :started_at, :started_at
+        WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE trace_id = :trace_id)
+        RETURNING *
+        """,
+        {
+            "pipeline": pipeline,
+            "trace_id": trace_id,
+            "root_span_id": root_span_id,
+            "started_at": started_at,
+        },
+    ).fetchone()
+    return _decode(row)

@@ -1,0 +1,111 @@
+"""The schema, as named migrations of literal DDL: the one place the schema is written.
+
+Each migration runs once, in order, inside one transaction, and is recorded in the
+`migrations` table. A new schema change is a new entry at the end of MIGRATIONS; an
+entry that has shipped is never edited.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            state TEXT NOT NULL,            -- queued | running | ok | failed | timeout | ...
+            trigger TEXT NOT NULL,          -- webhook | dashboard | cli | poll | local
+            changed_refs TEXT NOT NULL DEFAULT '[]',
+            tags TEXT NOT NULL DEFAULT '[]',
+            worker_tags TEXT NOT NULL DEFAULT '[]',
+            config TEXT NOT NULL DEFAULT '{}',   -- the pipeline's config when it was queued
+            trace_id TEXT NOT NULL UNIQUE,
+            root_span_id TEXT NOT NULL,
+            queued_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            worker TEXT,
+            lease_expires REAL,             -- NULL: the worker does not heartbeat
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            message TEXT,
+            UNIQUE (pipeline, number)
+        );
+        CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued';
+        CREATE INDEX jobs_running ON jobs (lease_expires) WHERE state = 'running';
+
+        CREATE TABLE spans (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            parent_span_id TEXT NOT NULL DEFAULT '',
+            name TEXT NOT NULL,
+            kind INTEGER NOT NULL DEFAULT 0,
+            start_ns INTEGER NOT NULL,
+            end_ns INTEGER NOT NULL,        -- 0 while the span is running
+            status_code INTEGER NOT NULL DEFAULT 0,
+            status_message TEXT NOT NULL DEFAULT '',
+            bass_status TEXT,
+            service_name TEXT NOT NULL DEFAULT '',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            events TEXT NOT NULL DEFAULT '[]',
+            links TEXT NOT NULL DEFAULT '[]',
+            resource TEXT NOT NULL DEFAULT '{}',
+            scope TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (trace_id, span_id)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE logs (
+            id INTEGER PRIMARY KEY,
+            trace_id TEXT NOT NULL DEFAULT '',
+            span_id TEXT NOT NULL DEFAULT '',
+            time_ns INTEGER NOT NULL,
+            severity_number INTEGER NOT NULL DEFAULT 0,
+            severity_text TEXT NOT NULL DEFAULT '',
+            body TEXT NOT NULL DEFAULT '',
+            attributes TEXT NOT NULL DEFAULT '{}',
+            service_name TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX logs_trace ON logs (trace_id, span_id, id);
+        """,
+    ),
+]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database has not seen; returns their names."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied = []
+    for name, ddl in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(ddl):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _statements(ddl: str) -> list[str]:
+    # executescript() would commit on its own; split so the migration stays one transaction.
+    statements, current = [], ""
+    for line in ddl.splitlines():
+        current += line.split("--", 1)[0] + "\n"
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]

@@ -1,0 +1,54 @@
+"""The dashboard: one module per resource, each exporting its `routes`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.templating import Jinja2Templates
+
+from bass.ui import steps
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+ACTIVE = ("queued", "running")
+
+
+def templates() -> Jinja2Templates:
+    t = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
+    t.env.globals["duration"] = steps.duration
+    t.env.globals["ACTIVE"] = ACTIVE
+    t.env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    t.env.filters["ago"] = _ago
+    return t
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return ""
+    seconds = max(0, int(time.time() - ts))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def render(request: Request, full: str, partial: str, context: dict[str, Any]) -> Response:
+    """The whole page, or only its partial when htmx asks to refresh it: the page
+    includes the same partial, so its markup exists once."""
+    name = partial if request.headers.get("hx-request") == "true" else full
+    context.setdefault("now_ns", time.time_ns())
+    return request.state.templates.TemplateResponse(request, name, context)
+
+
+def same_origin(request: Request) -> bool:
+    """Refuse dashboard actions (trigger, cancel) posted by another site's page."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", "")

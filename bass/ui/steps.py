@@ -1,0 +1,128 @@
+"""Spans as the dashboard shows them: a build's step tree, a pipeline's step grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Path = tuple[str, ...]
+
+
+def span_tree(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nest spans under their parents (each gets `children`); spans whose parent is
+    absent are roots. Children keep start order."""
+    by_id = {s["span_id"]: {**s, "children": []} for s in spans}
+    roots = []
+    for node in sorted(by_id.values(), key=lambda s: (s["start_ns"], s["span_id"])):
+        parent = by_id.get(node["parent_span_id"])
+        if parent is not None and parent is not node:
+            parent["children"].append(node)
+        else:
+            roots.append(node)
+    return roots
+
+
+def build_steps(spans: list[dict[str, Any]], root_span_id: str) -> list[dict[str, Any]]:
+    """The steps of a build: the children of its root span (the build itself), or every
+    root when the root span has not arrived."""
+    roots = span_tree(spans)
+    for root in roots:
+        if root["span_id"] == root_span_id:
+            return root["children"]
+    return roots
+
+
+def step_paths(steps: list[dict[str, Any]], prefix: Path = ()) -> list[tuple[Path, dict]]:
+    """(path of names, span) for every step, depth first. A name used twice under one
+    parent gets a ` #2` suffix so each path stays unique."""
+    out: list[tuple[Path, dict]] = []
+    seen: dict[str, int] = {}
+    for step in steps:
+        seen[step["name"]] = seen.get(step["name"], 0) + 1
+        name = step["name"] if seen[step["name"]] == 1 else f"{step['name']} #{seen[step['name']]}"
+        path = (*prefix, name)
+        out.append((path, step))
+        out.extend(step_paths(step["children"], path))
+    return out
+
+
+@dataclass
+class _Column:
+    name: str
+    children: dict[str, _Column] = field(default_factory=dict)
+
+    def leaves(self, path: Path) -> list[Path]:
+        if not self.children:
+            return [path]
+        return [leaf for n, c in self.children.items() for leaf in c.leaves((*path, n))]
+
+    def depth(self) -> int:
+        return 1 + max((c.depth() for c in self.children.values()), default=0)
+
+
+def grid(builds: list[dict[str, Any]], spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """Builds as rows, steps as columns, nested steps grouped under their parent.
+
+    Returns `header` (rows of {name, colspan, rowspan}), `columns` (leaf paths) and
+    `rows` ({build, cells}); a cell is {span, inherited} or None. A step that did not
+    run its children (skipped, failed setup) fills their cells as `inherited`.
+    """
+    by_trace: dict[str, list[dict[str, Any]]] = {}
+    for span in spans:
+        by_trace.setdefault(span["trace_id"], []).append(span)
+    top = _Column("")
+    per_build: list[dict[Path, dict]] = []
+    for build in builds:
+        steps = build_steps(by_trace.get(build["trace_id"], []), build["root_span_id"])
+        paths = dict(step_paths(steps))
+        per_build.append(paths)
+        for path in paths:
+            column = top
+            for name in path:
+                column = column.children.setdefault(name, _Column(name))
+    columns = top.leaves(()) if top.children else []
+    depth = top.depth() - 1
+    header: list[list[dict[str, Any]]] = [[] for _ in range(depth)]
+
+    def add_header(column: _Column, level: int) -> None:
+        for name, child in column.children.items():
+            header[level].append(
+                {
+                    "name": name,
+                    "colspan": len(child.leaves(())),
+                    "rowspan": 1 if child.children else depth - level,
+                }
+            )
+            add_header(child, level + 1)
+
+    add_header(top, 0)
+    rows = []
+    for build, paths in zip(builds, per_build):
+        cells = []
+        for column in columns:
+            cell = None
+            for cut in range(len(column), 0, -1):
+                span = paths.get(column[:cut])
+                if span is not None:
+                    cell = {"span": span, "inherited": cut < len(column)}
+                    break
+            cells.append(cell)
+        rows.append({"build": build, "cells": cells})
+    return {"header": header, "columns": columns, "rows": rows}
+
+
+def duration(start_ns: int, end_ns: int, now_ns: int) -> str:
+    """A short human duration: 850ms, 12.3s, 4m 05s, 2h 03m."""
+    if not start_ns:
+        return ""
+    ns = (end_ns or now_ns) - start_ns
+    seconds = max(ns, 0) / 1e9
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"

@@ -1,0 +1,332 @@
+"""`bass worker`: take jobs from the orchestrator, check out, run the build entry, report.
+
+One job at a time. The build entry gets the standard arguments of DESIGN.md, the env
+file's variables, `BASS_*`, `OTEL_EXPORTER_OTLP_*` and `TRACEPARENT`; its own output
+becomes log records of the build's root span, which the worker exports at start and at
+end with the build's status. With a server that grants leases the worker heartbeats,
+learns of cancels, and reports the result; with a prototype server it only dequeues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import bass_builder
+from bass import checkout
+from bass.procs import run_streaming
+from bass.telemetry_out import BuildTelemetry
+
+log = logging.getLogger("bass.worker")
+
+EXIT_CODES = {0: "ok", 1: "failed", 3: "error", 4: "timeout", 5: "cancelled"}
+SIGNALLED_CANCEL = {-2, -15, 130, 143}
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        dequeue_endpoint: str,
+        api_key: str | None,
+        tags: list[str],
+        workspace_root: str,
+        name: str | None = None,
+        stop: threading.Event | None = None,
+        wait: float = 20.0,
+        kill_grace: float = 15.0,
+    ):
+        self.dequeue_endpoint = dequeue_endpoint
+        self.api_key = api_key
+        self.tags = tags
+        self.workspace_root = Path(workspace_root).resolve()
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.stop = stop or threading.Event()
+        self.wait = wait
+        self.kill_grace = kill_grace
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        """Dequeue and run jobs until `stop` is set."""
+        log.info("worker %s: dequeuing from %s, tags %s", self.name, self.dequeue_endpoint,
+                 self.tags or "(none)")
+        self.workspace_root.mkdir(parents=True, exist_ok=True)
+        delay = 0.5
+        while not self.stop.is_set():
+            try:
+                job = self.dequeue()
+                delay = 0.5
+            except (OSError, urllib.error.URLError, DequeueRefused) as e:
+                log.warning("dequeue failed (%s); retrying in %.0f s", e, delay)
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if job is not None:
+                self.run_job(job)
+        log.info("worker %s stopped", self.name)
+
+    def dequeue(self) -> dict[str, Any] | None:
+        body = {"tags": self.tags, "worker": self.name, "wait": self.wait, "heartbeat": True}
+        status, payload = self._post(self.dequeue_endpoint, body, timeout=self.wait + 15)
+        if status == 200:
+            return json.loads(payload)
+        if status == 204:
+            return None
+        raise DequeueRefused(f"HTTP {status}: {payload[:200].decode('utf-8', 'replace')}")
+
+    # -- one job ----------------------------------------------------------------------
+
+    def run_job(self, job: dict[str, Any]) -> str:
+        """Run one job to its end; returns its status. Never raises."""
+        otel = job["otel"]
+        label = f"{job['name']} #{job.get('number', '?')}"
+        log.info("%s: starting", label)
+        secrets = [v for v in (job.get("env") or {}).values() if len(v) >= 4]
+        telemetry = BuildTelemetry(
+            traces_endpoint=otel["traces-endpoint"],
+            logs_endpoint=otel["logs-endpoint"],
+            service_name=otel["service-name"],
+            trace_id=otel["trace-id"],
+            secrets=secrets,
+        )
+        root = telemetry.start_span(
+            otel["root-span-id"],
+            parent_span_id="",
+            name=label,
+            attributes={
+                "bass.pipeline": job["name"],
+                "bass.build.number": job.get("number", 0),
+                "bass.worker": self.name,
+            },
+        )
+        heartbeat = _Heartbeat(self, job)
+        heartbeat.start()
+        status, message = "error", None
+        try:
+            status, message = self._build(job, telemetry, root, heartbeat)
+        except Exception as e:  # the worker must outlive any one build
+            log.exception("%s: worker error", label)
+            status, message = "error", f"worker error: {e}"
+        finally:
+            heartbeat.stop()
+            if message:
+                telemetry.log(root, message, "stderr")
+            telemetry.end_span(root, status, message or "")
+            telemetry.close()
+            self._report(job, status, message)
+        log.info("%s: %s%s", label, status, f" ({message})" if message else "")
+        return status
+
+    def _build(
+        self, job: dict[str, Any], telemetry: BuildTelemetry, root: Any, heartbeat: _Heartbeat
+    ) -> tuple[str, str | None]:
+        pipeline = job["pipeline"]
+        workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
+
+        step = telemetry.start_span(None, parent_span_id=root.span_id, name="checkout",
+                                    attributes={"bass.ref": pipeline.get("ref") or "HEAD"})
+        try:
+            commit = checkout.checkout(
+                pipeline["repository"], pipeline.get("ref"), workdir,
+                lambda line: telemetry.log(step, line, "stdout"),
+            )
+            changed = checkout.changed_paths(
+                job.get("changed-refs") or [], workdir, lambda line: telemetry.log(step, line)
+            )
+        except checkout.CheckoutError as e:
+            telemetry.end_span(step, "error", str(e))
+            return "error", f"checkout failed: {e}"
+        telemetry.end_span(step, "ok", "", {"vcs.ref.head.revision": commit})
+
+        cwd = (workdir / pipeline.get("cwd", ".")).resolve()
+        if not cwd.is_relative_to(workdir) or not cwd.is_dir():
+            return "error", f"cwd {pipeline.get('cwd')!r} is not a directory in the repository"
+        changeset = self.workspace_root / ".bass" / f"changeset-{job.get('id', os.getpid())}"
+        changeset.parent.mkdir(parents=True, exist_ok=True)
+        changeset.write_text("".join(p + "\n" for p in changed))
+        try:
+            return self._run_entry(job, telemetry, root, heartbeat, workdir, cwd, commit,
+                                   changeset)
+        finally:
+            changeset.unlink(missing_ok=True)
+
+    def _run_entry(
+        self,
+        job: dict[str, Any],
+        telemetry: BuildTelemetry,
+        root: Any,
+        heartbeat: _Heartbeat,
+        workdir: Path,
+        cwd: Path,
+        commit: str,
+        changeset: Path,
+    ) -> tuple[str, str | None]:
+        otel = job["otel"]
+        pipeline = job["pipeline"]
+        standard = [
+            "--service-name", otel["service-name"],
+            "--trace-id", otel["trace-id"],
+            "--root-span-id", otel["root-span-id"],
+            "--traces-endpoint", otel["traces-endpoint"],
+            "--logs-endpoint", otel["logs-endpoint"],
+            "--changeset", str(changeset),
+            "--root", str(workdir),
+        ]  # fmt: skip
+        entry = pipeline["exec"]
+        if isinstance(entry, str):  # a shell command; the arguments follow as "$@"
+            argv = ["/bin/sh", "-c", entry + ' "$@"', "sh", *standard]
+        else:
+            argv = [*entry, *standard]
+        env = self._environment(job, workdir, commit, changeset)
+        timeout = pipeline.get("timeout")
+        deadline = time.monotonic() + timeout if timeout else None
+
+        def stop_reason() -> str | None:
+            if self.stop.is_set():
+                return "cancelled: the worker was stopped"
+            if heartbeat.cancel.is_set():
+                return heartbeat.why or "cancelled"
+            if deadline is not None and time.monotonic() > deadline:
+                return f"timeout: the build ran longer than {timeout:g} s"
+            return None
+
+        telemetry.log(root, f"$ {' '.join(entry if isinstance(entry, list) else [entry])}")
+        try:
+            code, reason = run_streaming(
+                argv,
+                cwd=cwd,
+                env=env,
+                on_line=lambda stream, line: telemetry.log(root, line, stream),
+                stop_reason=stop_reason,
+                grace=self.kill_grace,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+            return "error", f"build entry cannot be run: {e}"
+        if reason is not None:
+            return reason.split(":")[0], reason
+        status = EXIT_CODES.get(code, "cancelled" if code in SIGNALLED_CANCEL else "failed")
+        if status == "ok":
+            return "ok", None
+        return status, f"build entry exited with code {code}"
+
+    def _environment(
+        self, job: dict[str, Any], workdir: Path, commit: str, changeset: Path
+    ) -> dict[str, str]:
+        otel = job["otel"]
+        env = {k: v for k, v in os.environ.items() if k != "BASS_API_KEY"}
+        env.update(job.get("env") or {})
+        shim = self._python_shim()
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), env.get("PYTHONPATH")) if p)
+        env.update(
+            {
+                "BASS_PIPELINE": job["name"],
+                "BASS_BUILD_NUMBER": str(job.get("number", "")),
+                "BASS_JOB_ID": str(job.get("id", "")),
+                "BASS_TRACE_ID": otel["trace-id"],
+                "BASS_ROOT_SPAN_ID": otel["root-span-id"],
+                "BASS_WORKSPACE": str(workdir),
+                "BASS_COMMIT": commit,
+                "BASS_REF": job["pipeline"].get("ref") or "",
+                "BASS_CHANGESET": str(changeset),
+                "BASS_BUILD_URL": job.get("build-url", ""),
+                "BASS_SECRET_NAMES": ",".join(sorted(job.get("env") or {})),
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otel["traces-endpoint"],
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": otel["logs-endpoint"],
+                "OTEL_SERVICE_NAME": otel["service-name"],
+                "TRACEPARENT": f"00-{otel['trace-id']}-{otel['root-span-id']}-01",
+            }
+        )
+        return env
+
+    def _python_shim(self) -> Path:
+        """A directory with the builder as `bass`, put first on the build's PYTHONPATH,
+        so `from bass import build` works in any Python the entry runs with."""
+        shim = self.workspace_root / ".bass" / "python"
+        (shim / "bass").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bass_builder.__file__, shim / "bass_builder.py")
+        (shim / "bass" / "__init__.py").write_text(
+            "from bass_builder import *  # noqa: F401,F403\n"
+            "from bass_builder import __all__  # noqa: F401\n"
+        )
+        return shim
+
+    # -- talking to the orchestrator --------------------------------------------------
+
+    def _post(self, url: str, body: dict[str, Any], timeout: float) -> tuple[int, bytes]:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["X-API-KEY"] = self.api_key
+        request = urllib.request.Request(
+            url, data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as e:
+            with e:
+                return e.code, e.read()
+
+    def _report(self, job: dict[str, Any], status: str, message: str | None) -> None:
+        url = job.get("result-url")
+        if not url:
+            return  # a prototype orchestrator learns the result from the root span
+        body = {"status": status, "message": message}
+        for attempt in range(30):  # ride out a restart of bass serve
+            try:
+                code, payload = self._post(url, body, timeout=15)
+            except (OSError, urllib.error.URLError) as e:
+                log.warning("reporting the result failed (%s), retrying", e)
+                time.sleep(min(2.0, 0.2 * (attempt + 1)))
+                continue
+            if code not in (200, 409):
+                log.warning("result report answered %d: %s", code, payload[:200])
+            return
+        log.error("%s #%s: result could not be reported", job["name"], job.get("number"))
+
+
+class DequeueRefused(Exception):
+    pass
+
+
+class _Heartbeat(threading.Thread):
+    """Extends the job's lease; sets `cancel` when the orchestrator asks to cancel or
+    says the job is no longer running (it was declared lost)."""
+
+    def __init__(self, worker: Worker, job: dict[str, Any]):
+        super().__init__(name="bass-heartbeat", daemon=True)
+        self.worker = worker
+        lease = job.get("lease-seconds")
+        self.url = job.get("heartbeat-url") if lease else None  # no lease, no heartbeat
+        self.interval = max(1.0, (lease or 0) / 4)
+        self.cancel = threading.Event()
+        self.why: str | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        if not self.url:
+            return
+        while not self._done.wait(self.interval):
+            try:
+                code, payload = self.worker._post(self.url, {}, timeout=10)
+            except (OSError, urllib.error.URLError) as e:
+                log.warning("heartbeat failed: %s", e)
+                continue
+            if code == 200 and json.loads(payload).get("cancel"):
+                self.why = "cancelled: requested from the dashboard"
+                self.cancel.set()
+            elif code == 409:
+                self.why = "cancelled: the orchestrator no longer runs this job"
+                self.cancel.set()
+
+    def stop(self) -> None:
+        self._done.set()
