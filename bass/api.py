@@ -96,7 +96,8 @@ async def webhook(request: Request) -> Response:
             + _string_list(payload.get("tags"), "tags")
             + push_tags
         )
-        bad = [ref for ref in changed_refs if not valid_changed_ref(ref)]
+        # push-event commit ids come unchecked: anything but a ref name is refused
+        bad = [r for r in changed_refs if not isinstance(r, str) or not valid_changed_ref(r)]
         if bad:
             raise BadRequest(400, f"not a commit, branch or tag name: {bad[0]!r:.80}")
     except BadRequest as e:
@@ -136,9 +137,7 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 host keeps its brackets
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 

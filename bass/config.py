@@ -69,7 +69,7 @@ def load_pipelines(path: str) -> dict[str, dict[str, Any]]:
     pipelines = {}
     for name, pipeline in data.items():
         where = f'{path}: pipeline "{name}"'
-        if not PIPELINE_NAME.match(name):
+        if not PIPELINE_NAME.fullmatch(name):
             raise ConfigError(
                 f"{where}: the name may use letters, digits, '.', '_' and '-' "
                 "(starting with a letter or digit, at most 100 characters)"

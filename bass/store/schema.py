@@ -80,7 +80,10 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
-    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    # A plain cursor: the connection may hand rows out as dicts (bass.store.db does).
+    cursor = conn.cursor()
+    cursor.row_factory = None
+    done = {row[0] for row in cursor.execute("SELECT name FROM migrations")}
     applied = []
     for name, ddl in MIGRATIONS:
         if name in done:

@@ -1,0 +1,102 @@
+"""Fixtures of the unit tests: a real SQLite file per test and the app under TestClient."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from bass.app import Settings, create_app
+from bass.config import Config, check_pipeline
+from tests.unit.helpers import KEY, as_body, count, logs_payload, rows, traces_payload
+
+
+@dataclass
+class App:
+    """The app of `bass serve` under TestClient (lifespan running), and its SQLite file."""
+
+    client: TestClient
+    db_path: Path
+
+    def rows(self, sql: str, *params: Any) -> list[dict[str, Any]]:
+        return rows(self.db_path, sql, *params)
+
+    def count(self, table: str) -> int:
+        return count(self.db_path, table)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        (job,) = self.rows("SELECT * FROM jobs WHERE id = ?", job_id)
+        return job
+
+    def send_spans(self, *spans: dict[str, Any], service: str = "bass:pipeline:demo"):
+        response = self.client.post(
+            "/v1/traces",
+            content=as_body(traces_payload(*spans, service=service)),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        return response
+
+    def send_logs(self, *records: dict[str, Any], service: str = "bass:pipeline:demo"):
+        response = self.client.post(
+            "/v1/logs",
+            content=as_body(logs_payload(*records, service=service)),
+            headers={"Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        return response
+
+    def webhook(self, pipeline: str = "demo", **params: str) -> Any:
+        query = {"pipeline": pipeline, **{k.replace("_", "-"): v for k, v in params.items()}}
+        return self.client.post("/webhook", params=query)
+
+    def dequeue(self, body: Any = None, key: str | None = KEY) -> Any:
+        headers = {"X-API-KEY": key} if key is not None else {}
+        if body is None:
+            return self.client.post("/dequeue", headers=headers)
+        return self.client.post("/dequeue", json=body, headers=headers)
+
+
+DEFAULT_PIPELINES: dict[str, dict[str, Any]] = {
+    "demo": {"repository": "https://example.com/demo.git", "exec": ["./build.py"]},
+}
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Any]:
+    """make_app(pipelines=..., keys=[...], env={...}, **settings) → a running App."""
+    with contextlib.ExitStack() as stack:
+        started: list[App] = []
+
+        def start(
+            pipelines: dict[str, dict[str, Any]] | None = None,
+            *,
+            keys: list[str] | None = None,
+            env: dict[str, str] | None = None,
+            **settings: Any,
+        ) -> App:
+            checked = {
+                name: check_pipeline(dict(p), f'test: pipeline "{name}"')
+                for name, p in (DEFAULT_PIPELINES if pipelines is None else pipelines).items()
+            }
+            config = Config(
+                pipelines=checked, env=env or {}, worker_keys=[KEY] if keys is None else keys
+            )
+            db_path = tmp_path / f"bass{len(started)}.db"
+            app = create_app(Settings(db=str(db_path), config=config, **settings))
+            client = stack.enter_context(TestClient(app))
+            started.append(App(client, db_path))
+            return started[-1]
+
+        yield start
+
+
+@pytest.fixture
+def app(make_app: Any) -> App:
+    """The app with the one pipeline `demo` and the worker key KEY."""
+    return make_app()

@@ -1,0 +1,532 @@
+"""The worker and trigger API over HTTP: /webhook, /pipelines, /dequeue, /jobs/*."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from tests.unit.conftest import App
+from tests.unit.helpers import KEY, span, wait_until
+
+PIPELINES: dict[str, dict[str, Any]] = {
+    "demo": {"repository": "https://builder:s3cret-token@git.example.com/demo.git",
+             "exec": ["./build.py"], "ref": "main"},
+    "linux": {"repository": "/srv/git/linux.git", "exec": "make", "worker-tags": ["linux"]},
+    "release": {"repository": "git@example.com:org/release.git", "exec": ["./release.sh"],
+                "tag-pattern": "^v[0-9]+$"},
+}  # fmt: skip
+
+
+@pytest.fixture
+def app(make_app: Any) -> App:
+    return make_app(PIPELINES, env={"SECRET": "xyz"})
+
+
+def queued_jobs(app: App) -> list[dict[str, Any]]:
+    return app.rows("SELECT * FROM jobs ORDER BY id")
+
+
+def claim(app: App, **body: Any) -> dict[str, Any]:
+    response = app.dequeue(body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# -- /webhook -------------------------------------------------------------------------
+
+
+def test_webhook_queues_a_build(app: App) -> None:
+    response = app.webhook("demo")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["queued"] is True
+    assert (body["pipeline"], body["number"]) == ("demo", 1)
+    assert body["url"] == "http://testserver/pipelines/demo/1"
+    (job,) = queued_jobs(app)
+    assert (job["id"], job["state"], job["trigger"]) == (body["id"], "queued", "webhook")
+    assert job["trace_id"] == body["trace-id"]
+    assert app.webhook("demo").json()["number"] == 2
+
+
+def test_webhook_without_pipeline_is_400(app: App) -> None:
+    for response in (app.client.post("/webhook"), app.client.post("/webhook?pipeline=")):
+        assert response.status_code == 400
+        assert "pipeline" in response.json()["error"]
+    assert queued_jobs(app) == []
+
+
+def test_webhook_unknown_pipeline_is_404(app: App) -> None:
+    response = app.webhook("nope")
+    assert response.status_code == 404
+    assert "nope" in response.json()["error"]
+    assert queued_jobs(app) == []
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"demo"', b"\xff\xfe"])
+def test_webhook_malformed_body_is_400(app: App, body: bytes) -> None:
+    response = app.client.post("/webhook?pipeline=demo", content=body)
+    assert response.status_code == 400
+    assert queued_jobs(app) == []
+
+
+def test_changed_refs_and_tags_from_the_query(app: App) -> None:
+    assert app.webhook("demo", changed_refs="abc123,feature/x", tags="t1,t2").status_code == 200
+    (job,) = queued_jobs(app)
+    assert job["changed_refs"] == '["abc123", "feature/x"]'
+    assert job["tags"] == '["t1", "t2"]'
+
+
+def test_pipeline_changed_refs_and_tags_from_a_json_body(app: App) -> None:
+    body = {"pipeline": "demo", "changed-refs": ["abc123", "main..topic"], "tags": "x,y"}
+    assert app.client.post("/webhook", json=body).status_code == 200
+    (job,) = queued_jobs(app)
+    assert (job["pipeline"], job["changed_refs"], job["tags"]) == (
+        "demo",
+        '["abc123", "main..topic"]',
+        '["x", "y"]',
+    )
+
+
+def test_changed_refs_and_tags_from_a_push_event(app: App) -> None:
+    push = {
+        "ref": "refs/tags/v1",
+        "before": "0" * 40,
+        "after": "b" * 40,
+        "commits": [{"id": "a" * 40, "message": "one"}, {"id": "b" * 40, "message": "two"}],
+        "repository": {"full_name": "org/demo"},
+    }
+    response = app.client.post("/webhook?pipeline=demo", json=push)
+    assert response.status_code == 200
+    (job,) = queued_jobs(app)
+    assert job["changed_refs"] == f'["{"a" * 40}", "{"b" * 40}"]'
+    assert job["tags"] == '["v1"]'
+
+
+def test_a_branch_push_event_has_no_tag(app: App) -> None:
+    push = {"ref": "refs/heads/main", "commits": [{"id": "c" * 40}]}
+    assert app.client.post("/webhook?pipeline=demo", json=push).status_code == 200
+    assert queued_jobs(app)[0]["tags"] == "[]"
+
+
+@pytest.mark.parametrize("ref", ["--output=x", "-x", "a..b..c", "has space", "$(id)", "a;b"])
+def test_changed_refs_that_are_no_refs_are_400(app: App, ref: str) -> None:
+    assert app.webhook("demo", changed_refs=f"abc,{ref}").status_code == 400
+    body = {"pipeline": "demo", "changed-refs": [ref]}
+    assert app.client.post("/webhook", json=body).status_code == 400
+    push = {"commits": [{"id": ref}]}
+    assert app.client.post("/webhook?pipeline=demo", json=push).status_code == 400
+    assert queued_jobs(app) == []
+
+
+@pytest.mark.parametrize("commit_id", [12345, ["abc"], {"sha": "abc"}])
+def test_push_event_commit_ids_must_be_strings(app: App, commit_id: Any) -> None:
+    push = {"commits": [{"id": commit_id}]}
+    response = app.client.post("/webhook?pipeline=demo", json=push)
+    assert response.status_code == 400
+    assert queued_jobs(app) == []
+
+
+@pytest.mark.parametrize("value", [5, [1], {"a": "b"}, True])
+def test_changed_refs_of_the_wrong_type_are_400(app: App, value: Any) -> None:
+    for field in ("changed-refs", "tags"):
+        response = app.client.post("/webhook", json={"pipeline": "demo", field: value})
+        assert response.status_code == 400, field
+    assert queued_jobs(app) == []
+
+
+def test_tag_pattern_suppresses_builds(app: App) -> None:
+    for response in (
+        app.webhook("release"),
+        app.webhook("release", tags="nightly,v1-rc"),
+        app.client.post("/webhook?pipeline=release", json={"ref": "refs/heads/v1"}),
+    ):
+        assert response.status_code == 200
+        assert response.json()["queued"] is False
+    assert queued_jobs(app) == []
+
+
+def test_tag_pattern_lets_matching_builds_through(app: App) -> None:
+    assert app.webhook("release", tags="nightly,v12").json()["queued"] is True
+    push = {"ref": "refs/tags/v2", "commits": []}
+    assert app.client.post("/webhook?pipeline=release", json=push).json()["queued"] is True
+    assert [j["tags"] for j in queued_jobs(app)] == ['["nightly", "v12"]', '["v2"]']
+
+
+# -- /pipelines -----------------------------------------------------------------------
+
+
+def test_pipelines_returns_the_config_keyed_by_name(app: App) -> None:
+    response = app.client.get("/pipelines")
+    assert response.status_code == 200
+    pipelines = response.json()
+    assert sorted(pipelines) == ["demo", "linux", "release"]
+    assert pipelines["demo"]["exec"] == ["./build.py"]
+    assert pipelines["demo"]["ref"] == "main"
+    assert pipelines["demo"]["worker-tags"] == []
+    assert pipelines["linux"]["worker-tags"] == ["linux"]
+    assert pipelines["release"]["tag-pattern"] == "^v[0-9]+$"
+    assert pipelines["linux"]["repository"] == "/srv/git/linux.git"
+    assert pipelines["release"]["repository"] == "git@example.com:org/release.git"
+
+
+def test_pipelines_redact_a_password_in_the_repository_url(app: App) -> None:
+    response = app.client.get("/pipelines")
+    assert "s3cret-token" not in response.text
+    assert response.json()["demo"]["repository"] == "https://builder:***@git.example.com/demo.git"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:pw@host.example:8443/r.git", "https://u:***@host.example:8443/r.git"),
+        ("https://u:pw@[::1]:8080/r.git", "https://u:***@[::1]:8080/r.git"),
+        ("https://u:pw@Host.Example/r.git", "https://u:***@Host.Example/r.git"),
+        ("https://host.example/r.git", "https://host.example/r.git"),
+        ("https://user@host.example/r.git", "https://user@host.example/r.git"),
+    ],
+)
+def test_redaction_keeps_the_rest_of_the_url(make_app: Any, url: str, shown: str) -> None:
+    app = make_app({"p": {"repository": url, "exec": ["x"]}})
+    response = app.client.get("/pipelines")
+    assert response.json()["p"]["repository"] == shown
+    if url != shown:
+        assert "pw" not in response.text
+
+
+# -- /dequeue -------------------------------------------------------------------------
+
+
+def test_dequeue_without_key_is_401(app: App) -> None:
+    app.webhook("demo")
+    assert app.dequeue(key=None).status_code == 401
+    assert queued_jobs(app)[0]["state"] == "queued"
+
+
+@pytest.mark.parametrize("key", ["wrong", KEY + "x", KEY[:-1], ""])
+def test_dequeue_with_a_wrong_key_is_403_or_401(app: App, key: str) -> None:
+    app.webhook("demo")
+    assert app.dequeue(key=key).status_code == (401 if key == "" else 403)
+    assert queued_jobs(app)[0]["state"] == "queued"
+
+
+def test_any_of_several_keys_is_accepted(make_app: Any) -> None:
+    app = make_app(keys=["first", "second"])
+    app.webhook("demo")
+    assert app.dequeue(key="second").status_code == 200
+
+
+def test_without_keys_only_loopback_may_dequeue(make_app: Any) -> None:
+    app = make_app(keys=[])
+    app.webhook("demo")
+    # TestClient's client host is "testclient": not this machine
+    for key in (None, "anything"):
+        response = app.dequeue(key=key)
+        assert response.status_code == 403
+        assert "no worker keys" in response.json()["error"]
+    assert queued_jobs(app)[0]["state"] == "queued"
+
+
+def test_dequeue_with_nothing_queued_is_204(app: App) -> None:
+    response = app.dequeue({"tags": []})
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_dequeue_returns_the_job(app: App) -> None:
+    queued = app.webhook("demo", changed_refs="abc123").json()
+    job = claim(app, tags=["linux"], worker="box-1")
+    # the prototype's fields
+    assert job["name"] == "demo"
+    assert datetime.fromisoformat(job["schedule-time"]).tzinfo is not None
+    assert job["env"] == {"SECRET": "xyz"}
+    assert job["pipeline"]["exec"] == ["./build.py"]
+    assert job["pipeline"]["repository"] == PIPELINES["demo"]["repository"]  # the worker needs it
+    assert job["changed-refs"] == ["abc123"]
+    otel = job["otel"]
+    assert otel["traces-endpoint"] == "http://testserver/v1/traces"
+    assert otel["logs-endpoint"] == "http://testserver/v1/logs"
+    assert otel["service-name"] == "bass:pipeline:demo"
+    assert re.fullmatch(r"[0-9a-f]{32}", otel["trace-id"])
+    assert re.fullmatch(r"[0-9a-f]{16}", otel["root-span-id"])
+    assert otel["trace-id"] == queued["trace-id"]
+    # the additions
+    assert (job["id"], job["number"]) == (queued["id"], 1)
+    assert job["heartbeat-url"] == f"http://testserver/jobs/{job['id']}/heartbeat"
+    assert job["result-url"] == f"http://testserver/jobs/{job['id']}/result"
+    row = app.job(job["id"])
+    assert (row["state"], row["worker"], row["lease_expires"]) == ("running", "box-1", None)
+    assert app.dequeue({}).status_code == 204  # handed out once
+
+
+def test_dequeue_uses_the_configured_telemetry_endpoints(make_app: Any) -> None:
+    app = make_app(
+        traces_endpoint="http://tempo:4318/v1/traces", logs_endpoint="http://loki:4318/v1/logs"
+    )
+    app.webhook("demo")
+    otel = claim(app)["otel"]
+    assert otel["traces-endpoint"] == "http://tempo:4318/v1/traces"
+    assert otel["logs-endpoint"] == "http://loki:4318/v1/logs"
+
+
+def test_a_prototype_worker_request_works(app: App) -> None:
+    app.webhook("demo")
+    response = app.client.post("/dequeue", headers={"X-API-KEY": KEY})  # no body at all
+    assert response.status_code == 200
+    assert response.json()["name"] == "demo"
+
+
+def test_dequeue_respects_worker_tags(app: App) -> None:
+    app.webhook("linux")
+    assert app.dequeue({"tags": ["docker"]}).status_code == 204
+    assert app.dequeue({}).status_code == 204
+    assert claim(app, tags=["docker", "linux"])["name"] == "linux"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{oops", b"[]", b'{"tags": 5}', b'{"wait": -1}', b'{"wait": "5"}', b'{"wait": true}',
+     b'{"worker": "has space"}', b'{"worker": 7}'],
+)  # fmt: skip
+def test_malformed_dequeue_is_400(app: App, body: bytes) -> None:
+    app.webhook("demo")
+    response = app.client.post("/dequeue", content=body, headers={"X-API-KEY": KEY})
+    assert response.status_code == 400
+    assert queued_jobs(app)[0]["state"] == "queued"
+
+
+def test_long_poll_returns_as_soon_as_a_job_is_queued(app: App) -> None:
+    result: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        result["response"] = app.dequeue({"wait": 5, "tags": []})
+        result["ended"] = time.monotonic()
+        result["took"] = result["ended"] - started
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    time.sleep(0.5)  # the poll is waiting by now
+    assert "response" not in result
+    queued_at = time.monotonic()
+    queued = app.webhook("demo").json()
+    poller.join(10)
+    response = result["response"]
+    assert response.status_code == 200
+    assert response.json()["id"] == queued["id"]
+    assert result["ended"] >= queued_at  # it waited for the webhook ...
+    assert result["took"] < 4.0  # ... and did not sit out its 5 s
+
+
+def test_long_poll_with_nothing_queued_is_204(app: App) -> None:
+    started = time.monotonic()
+    response = app.dequeue({"wait": 0.3})
+    assert response.status_code == 204
+    assert time.monotonic() - started >= 0.25
+
+
+# -- heartbeat, cancel, result ---------------------------------------------------------
+
+
+def test_heartbeat_extends_the_lease(make_app: Any) -> None:
+    app = make_app(lease_seconds=30.0)
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    assert job["lease-seconds"] == 30.0
+    first = app.job(job["id"])["lease_expires"]
+    assert first is not None
+    time.sleep(0.05)
+    response = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+    assert response.status_code == 200
+    assert response.json() == {"state": "running", "cancel": False}
+    assert app.job(job["id"])["lease_expires"] > first
+
+
+def test_heartbeat_needs_the_key(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    assert app.client.post(job["heartbeat-url"]).status_code == 401
+    assert app.client.post(job["heartbeat-url"], headers={"X-API-KEY": "no"}).status_code == 403
+    assert app.client.post(job["result-url"], json={"status": "ok"}).status_code == 401
+    assert app.job(job["id"])["state"] == "running"
+
+
+def test_heartbeat_carries_a_dashboard_cancel(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    response = app.client.post("/pipelines/demo/1/cancel", follow_redirects=False)
+    assert response.status_code == 303
+    assert app.job(job["id"])["state"] == "running"  # until the worker stops the build
+    beat = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+    assert beat.json() == {"state": "running", "cancel": True}
+    result = app.client.post(
+        job["result-url"], json={"status": "cancelled"}, headers={"X-API-KEY": KEY}
+    )
+    assert result.json() == {"state": "cancelled"}
+    assert app.job(job["id"])["state"] == "cancelled"
+
+
+def test_cancel_of_a_queued_build_ends_it(app: App) -> None:
+    app.webhook("demo")
+    assert app.client.post("/pipelines/demo/1/cancel", follow_redirects=False).status_code == 303
+    assert app.rows("SELECT state FROM jobs") == [{"state": "cancelled"}]
+    assert app.dequeue({}).status_code == 204
+
+
+def test_cancel_of_a_build_whose_worker_cannot_be_told_ends_it(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app)  # no heartbeat: a prototype worker
+    app.client.post("/pipelines/demo/1/cancel", follow_redirects=False)
+    assert app.job(job["id"])["state"] == "cancelled"
+
+
+def test_heartbeat_after_the_end_is_409(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    app.client.post(job["result-url"], json={"status": "ok"}, headers={"X-API-KEY": KEY})
+    response = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+    assert response.status_code == 409
+    assert app.client.post("/jobs/999/heartbeat", headers={"X-API-KEY": KEY}).status_code == 409
+
+
+def test_result_sets_the_final_state_once(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    trace, root = job["otel"]["trace-id"], job["otel"]["root-span-id"]
+    app.send_spans(span(trace, root, name="build"), span(trace, "1" * 16, parent=root))
+    response = app.client.post(
+        job["result-url"],
+        json={"status": "failed", "message": "exit code 1"},
+        headers={"X-API-KEY": KEY},
+    )
+    assert response.status_code == 200
+    assert response.json() == {"state": "failed"}
+    row = app.job(job["id"])
+    assert (row["state"], row["message"]) == ("failed", "exit code 1")
+    assert row["finished_at"] is not None and row["lease_expires"] is None
+    # spans that never reported their end are closed with the build's status
+    spans = app.rows("SELECT end_ns, bass_status FROM spans")
+    assert len(spans) == 2
+    assert all(s["end_ns"] > 0 and s["bass_status"] == "failed" for s in spans)
+
+    again = app.client.post(job["result-url"], json={"status": "ok"}, headers={"X-API-KEY": KEY})
+    assert again.status_code == 409
+    assert app.job(job["id"])["state"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"status": "great"}, {"status": "running"}, {"status": "queued"}, {}, {"status": None},
+     {"status": "ok", "message": 5}],
+)  # fmt: skip
+def test_result_with_a_bad_status_is_400(app: App, body: dict[str, Any]) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    response = app.client.post(job["result-url"], json=body, headers={"X-API-KEY": KEY})
+    assert response.status_code == 400
+    assert app.job(job["id"])["state"] == "running"
+
+
+def test_result_needs_a_body(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    assert app.client.post(job["result-url"], headers={"X-API-KEY": KEY}).status_code == 400
+    assert app.job(job["id"])["state"] == "running"
+
+
+# -- builds that end without a result report --------------------------------------------
+
+
+def test_a_lost_worker_ends_its_build_as_error(make_app: Any) -> None:
+    app = make_app(lease_seconds=0.3, reap_interval=0.05)
+    app.webhook("demo")
+    app.webhook("demo")
+    leased = claim(app, heartbeat=True, worker="box-1")
+    legacy = claim(app)  # no heartbeat: no lease, never reaped
+    trace, root = leased["otel"]["trace-id"], leased["otel"]["root-span-id"]
+    app.send_spans(span(trace, root, name="build"), span(trace, "2" * 16, parent=root))
+
+    row = wait_until(
+        lambda: (j := app.job(leased["id"]))["state"] != "running" and j, what="the reaper"
+    )
+    assert row["state"] == "error"
+    assert "lost" in row["message"] and "box-1" in row["message"]
+    spans = app.rows("SELECT end_ns, bass_status, status_code FROM spans")
+    assert len(spans) == 2
+    assert all(s["end_ns"] > 0 and s["bass_status"] == "error" for s in spans)
+    assert all(s["status_code"] == 2 for s in spans)
+    assert app.job(legacy["id"])["state"] == "running"
+
+
+def test_a_heartbeating_worker_keeps_its_build(make_app: Any) -> None:
+    app = make_app(lease_seconds=1.0, reap_interval=0.05)
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    until = time.monotonic() + 1.6
+    while time.monotonic() < until:
+        beat = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+        assert beat.status_code == 200
+        time.sleep(0.1)
+    assert app.job(job["id"])["state"] == "running"
+
+
+def test_a_legacy_build_ends_with_its_root_span(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app)  # a prototype worker: no heartbeat, no result report
+    trace, root = job["otel"]["trace-id"], job["otel"]["root-span-id"]
+    step = "3" * 16
+    app.send_spans(span(trace, root, start=100, end=0))  # root started
+    app.send_spans(span(trace, step, parent=root, start=110, end=120, bass_status="failed"))
+    app.send_spans(span(trace, "4" * 16, start=100, end=130))  # parentless, not the root
+    assert app.job(job["id"])["state"] == "running"
+
+    app.send_spans(span(trace, root, start=100, end=150, bass_status="failed"))
+    row = app.job(job["id"])
+    assert row["state"] == "failed"
+    assert row["finished_at"] is not None
+
+
+def test_a_heartbeating_build_does_not_end_with_its_root_span(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    trace, root = job["otel"]["trace-id"], job["otel"]["root-span-id"]
+    app.send_spans(span(trace, root, start=100, end=150, bass_status="ok"))
+    assert app.job(job["id"])["state"] == "running"  # its worker reports the result
+
+
+def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
+    trace, root = "ab" * 16, "cd" * 8
+    app.send_spans(span(trace, root, start=1_700_000_000_000_000_000), service="bass:pipeline:foo")
+    (job,) = app.rows("SELECT * FROM jobs")
+    assert (job["pipeline"], job["number"], job["trigger"]) == ("foo", 1, "local")
+    assert (job["state"], job["trace_id"], job["root_span_id"]) == ("running", trace, root)
+    assert job["started_at"] == pytest.approx(1_700_000_000.0)
+    page = app.client.get("/traces/" + trace, follow_redirects=False)
+    assert page.headers["location"].endswith("/pipelines/foo/1")
+
+    app.send_spans(span(trace, "ef" * 8, parent=root, end=5, bass_status="ok"),
+                   service="bass:pipeline:foo")  # fmt: skip
+    assert app.job(job["id"])["state"] == "running"
+    app.send_spans(
+        span(trace, root, start=1_700_000_000_000_000_000, end=1_700_000_001_000_000_000,
+             bass_status="ok"),
+        service="bass:pipeline:foo",
+    )  # fmt: skip
+    assert app.job(job["id"])["state"] == "ok"
+    assert len(app.rows("SELECT * FROM jobs")) == 1
+
+
+def test_a_local_build_reported_only_at_its_end(app: App) -> None:
+    trace, root = "12" * 16, "34" * 8
+    app.send_spans(span(trace, root, end=9, bass_status="timeout"), service="bass:pipeline:foo")
+    assert app.rows("SELECT pipeline, state FROM jobs") == [{"pipeline": "foo", "state": "timeout"}]
+
+
+def test_spans_of_other_services_make_no_build(app: App) -> None:
+    app.send_spans(span("56" * 16, "78" * 8), service="checkout-service")
+    app.send_spans(span("9a" * 16, "bc" * 8, parent="de" * 8), service="bass:pipeline:foo")
+    assert app.rows("SELECT * FROM jobs") == []
