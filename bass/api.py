@@ -80,6 +80,10 @@ def orchestrator(request: Request) -> Orchestrator:
 
 
 async def webhook(request: Request) -> Response:
+    if request.headers.get("x-github-event") == "ping" or request.headers.get(
+        "x-gitea-event"
+    ) == "ping":
+        return JSONResponse({"queued": False, "reason": "ping"})
     try:
         payload = await read_json(request, required=False)
         name = request.query_params.get("pipeline") or payload.get("pipeline")
@@ -133,12 +137,16 @@ async def pipelines(request: Request) -> Response:
 
 
 def redact_url(url: str) -> str:
-    """Hide a password or token given in a repository URL."""
+    """Hide a password or token given in a repository URL (`https://TOKEN@host` too)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if "@" not in parts.netloc:
         return url
-    host = parts.netloc.rpartition("@")[2]  # as written: an IPv6 host keeps its brackets
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    user, _, host = parts.netloc.rpartition("@")  # as written: IPv6 keeps its brackets
+    if parts.password is not None:
+        user = f"{parts.username}:***"
+    elif parts.scheme in ("http", "https"):
+        user = "***"  # a token given as the user name
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 def worker_auth(request: Request) -> Response | None:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bass.config import Config
+from bass.config import PIPELINE_NAME, Config
 from bass.store import jobs, telemetry
 from bass.store.db import Database
 
@@ -151,12 +151,12 @@ class Orchestrator:
         only speaks the prototype's protocol (no heartbeat, no result report)."""
         job = await self.db.aread(jobs.by_trace, span["trace_id"])
         if job is None:
-            service = span.get("service_name", "")
-            if not service.startswith("bass:pipeline:"):
-                return
+            pipeline = span.get("service_name", "").removeprefix("bass:pipeline:")
+            if pipeline == span.get("service_name") or not PIPELINE_NAME.fullmatch(pipeline):
+                return  # not a bass build, or a name the dashboard could not show
             job = await self.db.awrite(
                 jobs.register_local,
-                pipeline=service.removeprefix("bass:pipeline:")[:100] or "local",
+                pipeline=pipeline,
                 trace_id=span["trace_id"],
                 root_span_id=span["span_id"],
                 started_at=span["start_ns"] / 1e9 or self.clock(),

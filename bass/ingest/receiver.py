@@ -76,13 +76,18 @@ async def read_body(request: Request, max_body: int) -> bytes:
 
 
 def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    out = inflater.decompress(data, limit + 1)
-    if len(out) > limit:
-        raise Rejected(413, f"decompressed body larger than {limit} bytes")
-    if not inflater.eof:
-        raise zlib.error("truncated stream")
-    return out
+    """Decompress every member (a gzip body may be several concatenated), bounded."""
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        out += inflater.decompress(data, limit + 1 - len(out))
+        if len(out) > limit:
+            raise Rejected(413, f"decompressed body larger than {limit} bytes")
+        if not inflater.eof:
+            raise zlib.error("truncated stream")
+        data = inflater.unused_data
+        if not data:
+            return bytes(out)
 
 
 def _partial(rejected_field: str, decoded: otlp_json.Decoded) -> bytes:

@@ -169,6 +169,14 @@ def test_compressed_bodies(app: App, encoding: str, compress: Any) -> None:
     assert app.rows("SELECT body FROM logs") == [{"body": "zipped"}]
 
 
+def test_concatenated_gzip_members_are_all_read(app: App) -> None:
+    first = gzip.compress(b'{"resourceSpans": [')
+    second = gzip.compress(as_body(traces_payload(span(TRACE, ROOT)))[len('{"resourceSpans": [') :])
+    response = post(app, "/v1/traces", first + second, **{"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.text
+    assert app.rows("SELECT span_id FROM spans") == [{"span_id": ROOT}]
+
+
 def test_corrupt_gzip_is_400(app: App) -> None:
     body = gzip.compress(as_body(traces_payload(span(TRACE, ROOT))))
     for broken in (b"definitely not gzip", body[:-12]):

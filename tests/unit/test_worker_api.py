@@ -187,7 +187,9 @@ def test_pipelines_redact_a_password_in_the_repository_url(app: App) -> None:
         ("https://u:pw@[::1]:8080/r.git", "https://u:***@[::1]:8080/r.git"),
         ("https://u:pw@Host.Example/r.git", "https://u:***@Host.Example/r.git"),
         ("https://host.example/r.git", "https://host.example/r.git"),
-        ("https://user@host.example/r.git", "https://user@host.example/r.git"),
+        ("https://ghp_token123@host.example/r.git", "https://***@host.example/r.git"),
+        ("ssh://git@host.example/r.git", "ssh://git@host.example/r.git"),
+        ("git@host.example:team/r.git", "git@host.example:team/r.git"),
     ],
 )
 def test_redaction_keeps_the_rest_of_the_url(make_app: Any, url: str, shown: str) -> None:
@@ -195,7 +197,7 @@ def test_redaction_keeps_the_rest_of_the_url(make_app: Any, url: str, shown: str
     response = app.client.get("/pipelines")
     assert response.json()["p"]["repository"] == shown
     if url != shown:
-        assert "pw" not in response.text
+        assert "pw" not in response.text and "token" not in response.text
 
 
 # -- /dequeue -------------------------------------------------------------------------
@@ -530,3 +532,20 @@ def test_spans_of_other_services_make_no_build(app: App) -> None:
     app.send_spans(span("56" * 16, "78" * 8), service="checkout-service")
     app.send_spans(span("9a" * 16, "bc" * 8, parent="de" * 8), service="bass:pipeline:foo")
     assert app.rows("SELECT * FROM jobs") == []
+
+
+def test_a_local_build_with_a_name_the_dashboard_cannot_show_makes_no_build(app: App) -> None:
+    app.send_spans(span("57" * 16, "79" * 8), service="bass:pipeline:a/b")
+    app.send_spans(span("58" * 16, "7a" * 8), service="bass:pipeline:")
+    assert app.rows("SELECT * FROM jobs") == []
+    assert app.count("spans") == 2  # the spans themselves are kept
+
+
+def test_a_webhook_ping_queues_nothing(app: App) -> None:
+    response = app.client.post(
+        "/webhook?pipeline=demo", json={"zen": "Keep it simple.", "hook_id": 1},
+        headers={"X-GitHub-Event": "ping"},
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.json() == {"queued": False, "reason": "ping"}
+    assert app.count("jobs") == 0
