@@ -24,7 +24,6 @@ from typing import Any
 import bass_builder
 from bass import checkout
 from bass.procs import run_streaming
-from bass.telemetry_out import BuildTelemetry
 
 log = logging.getLogger("bass.worker")
 
@@ -92,17 +91,16 @@ class Worker:
         label = f"{job['name']} #{job.get('number', '?')}"
         log.info("%s: starting", label)
         secrets = [v for v in (job.get("env") or {}).values() if len(v) >= 4]
-        telemetry = BuildTelemetry(
-            traces_endpoint=otel["traces-endpoint"],
-            logs_endpoint=otel["logs-endpoint"],
-            service_name=otel["service-name"],
-            trace_id=otel["trace-id"],
+        telemetry = bass_builder.Reporter(
+            otel["traces-endpoint"],
+            otel["logs-endpoint"],
+            otel["service-name"],
+            otel["trace-id"],
             secrets=secrets,
         )
         root = telemetry.start_span(
-            otel["root-span-id"],
-            parent_span_id="",
-            name=label,
+            label,
+            span_id=otel["root-span-id"],
             attributes={
                 "bass.pipeline": job["name"],
                 "bass.build.number": job.get("number", 0),
@@ -122,19 +120,22 @@ class Worker:
             if message:
                 telemetry.log(root, message, "stderr")
             telemetry.end_span(root, status, message or "")
-            telemetry.close()
+            dropped = telemetry.close()
+            if dropped:
+                log.warning("%s: %s", label, dropped)
             self._report(job, status, message)
         log.info("%s: %s%s", label, status, f" ({message})" if message else "")
         return status
 
     def _build(
-        self, job: dict[str, Any], telemetry: BuildTelemetry, root: Any, heartbeat: _Heartbeat
+        self, job: dict[str, Any], telemetry: bass_builder.Reporter, root: Any, heartbeat: _Heartbeat
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
 
-        step = telemetry.start_span(None, parent_span_id=root.span_id, name="checkout",
-                                    attributes={"bass.ref": pipeline.get("ref") or "HEAD"})
+        step = telemetry.start_span(
+            "checkout", root.span_id, attributes={"bass.ref": pipeline.get("ref") or "HEAD"}
+        )
         try:
             commit = checkout.checkout(
                 pipeline["repository"], pipeline.get("ref"), workdir,
@@ -163,7 +164,7 @@ class Worker:
     def _run_entry(
         self,
         job: dict[str, Any],
-        telemetry: BuildTelemetry,
+        telemetry: bass_builder.Reporter,
         root: Any,
         heartbeat: _Heartbeat,
         workdir: Path,

@@ -67,8 +67,8 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
             "els => els.map(e => [e.dataset.step, e.dataset.status])"
         )
     )
-    assert statuses == {"prepare": "ok", "wait": "ok", "finish": "ok", "done": "ok",
-                        "gated": "ok"}
+    assert statuses == {"checkout": "ok", "gated": "ok", "prepare": "ok", "wait": "ok",
+                        "finish": "ok", "done": "ok"}
     prepare_log = page.locator('li.step[data-step="prepare"] pre.log')
     prepare_log.evaluate("el => el.closest('details').open = true")
     assert "prepared <i>not italic</i>" in prepare_log.inner_text()
@@ -76,7 +76,7 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
 
     page.goto(server.url + "/pipelines/gated")
     cells = page.locator("tr[data-build='1'] td.cell")
-    assert cells.count() == 4  # prepare, wait, finish/done ... under the pipeline node
+    assert cells.count() == 4  # checkout, then gated/prepare, gated/wait, gated/finish/done
     steps = cells.evaluate_all("els => els.map(e => [e.dataset.step, e.dataset.status])")
     assert ["gated/wait", "ok"] in steps and ["gated/finish/done", "ok"] in steps
     header = page.locator("table.grid thead").inner_text()
