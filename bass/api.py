@@ -80,9 +80,10 @@ def orchestrator(request: Request) -> Orchestrator:
 
 
 async def webhook(request: Request) -> Response:
-    if request.headers.get("x-github-event") == "ping" or request.headers.get(
-        "x-gitea-event"
-    ) == "ping":
+    if (
+        request.headers.get("x-github-event") == "ping"
+        or request.headers.get("x-gitea-event") == "ping"
+    ):
         return JSONResponse({"queued": False, "reason": "ping"})
     try:
         payload = await read_json(request, required=False)
@@ -194,7 +195,11 @@ async def dequeue(request: Request) -> Response:
         return error(e.status, e.message)
     orch = orchestrator(request)
     job = await orch.claim(
-        worker=worker, tags=tags, wait=min(float(wait), MAX_WAIT), heartbeats=heartbeats
+        worker=worker,
+        tags=tags,
+        wait=min(float(wait), MAX_WAIT),
+        heartbeats=heartbeats,
+        gone=request.is_disconnected,
     )
     if job is None:
         return Response(status_code=204)

@@ -114,7 +114,7 @@ async def _reap_forever(orchestrator: Orchestrator, interval: float) -> None:
 
 
 def _start_local_worker(settings: Settings, key: str, stop: threading.Event) -> threading.Thread:
-    from bass.worker import Worker
+    from bass.worker import Worker, WorkspaceBusy
 
     worker = Worker(
         dequeue_endpoint=local_url(settings) + "/dequeue",
@@ -124,6 +124,13 @@ def _start_local_worker(settings: Settings, key: str, stop: threading.Event) -> 
         name="local",
         stop=stop,
     )
-    thread = threading.Thread(target=worker.run_forever, name="bass-local-worker", daemon=True)
+
+    def run() -> None:
+        try:
+            worker.run_forever()
+        except WorkspaceBusy as e:
+            log.error("the local worker did not start: %s", e)
+
+    thread = threading.Thread(target=run, name="bass-local-worker", daemon=True)
     thread.start()
     return thread

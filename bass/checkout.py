@@ -112,8 +112,16 @@ def changed_paths(changed_refs: list[str], workdir: Path, say: Say) -> list[str]
             old, _, new = ref.partition("..")
             args = ["diff", "--name-only", old, new]
         else:
-            args = ["diff-tree", "-r", "--no-commit-id", "--name-only", "--root", "-m",
-                    "--first-parent", ref]
+            args = [
+                "diff-tree",
+                "-r",
+                "--no-commit-id",
+                "--name-only",
+                "--root",
+                "-m",
+                "--first-parent",
+                ref,
+            ]
         try:
             output = git(args, workdir, lambda _line: None)
         except CheckoutError as e:

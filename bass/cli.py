@@ -24,42 +24,87 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
     p.add_argument("--db", default="bass.db", help="SQLite file (default %(default)s)")
-    p.add_argument("-f", "--pipelines-file", default="orchestrator-pipelines.json",
-                   help="pipelines JSON (default %(default)s)")
-    p.add_argument("-e", "--env-file", default="orchestrator.env",
-                   help="key=value variables handed to every build (default %(default)s)")
-    p.add_argument("-w", "--worker-keys-file", default="worker-keys",
-                   help="worker API keys, one per line (default %(default)s)")
-    p.add_argument("--local-worker", action="store_true",
-                   help="also run a worker inside this process")
-    p.add_argument("--local-worker-tags", default="",
-                   help="comma-separated tags of the local worker")
-    p.add_argument("--workspace-root", default=".bass-workspace",
-                   help="where the local worker checks out repositories (default %(default)s)")
-    p.add_argument("-t", "--traces-endpoint", default=None,
-                   help="OTLP traces URL handed to builds (default: this server's /v1/traces)")
-    p.add_argument("-l", "--logs-endpoint", default=None,
-                   help="OTLP logs URL handed to builds (default: this server's /v1/logs)")
-    p.add_argument("--lease-seconds", type=float, default=60.0,
-                   help="a running job whose worker is silent this long ends as error "
-                        "(default %(default)s)")
-    p.add_argument("--max-body-mb", type=float, default=64.0,
-                   help="largest OTLP request accepted, after decompression (default %(default)s)")
-    p.add_argument("--get", metavar="PATH", default=None,
-                   help="render one page in-process, print it and exit (a smoke test)")
+    p.add_argument(
+        "-f",
+        "--pipelines-file",
+        default="orchestrator-pipelines.json",
+        help="pipelines JSON (default %(default)s)",
+    )
+    p.add_argument(
+        "-e",
+        "--env-file",
+        default="orchestrator.env",
+        help="key=value variables handed to every build (default %(default)s)",
+    )
+    p.add_argument(
+        "-w",
+        "--worker-keys-file",
+        default="worker-keys",
+        help="worker API keys, one per line (default %(default)s)",
+    )
+    p.add_argument(
+        "--local-worker", action="store_true", help="also run a worker inside this process"
+    )
+    p.add_argument(
+        "--local-worker-tags", default="", help="comma-separated tags of the local worker"
+    )
+    p.add_argument(
+        "--workspace-root",
+        default=".bass-workspace",
+        help="where the local worker checks out repositories (default %(default)s)",
+    )
+    p.add_argument(
+        "-t",
+        "--traces-endpoint",
+        default=None,
+        help="OTLP traces URL handed to builds (default: this server's /v1/traces)",
+    )
+    p.add_argument(
+        "-l",
+        "--logs-endpoint",
+        default=None,
+        help="OTLP logs URL handed to builds (default: this server's /v1/logs)",
+    )
+    p.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=60.0,
+        help="a running job whose worker is silent this long ends as error (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=64.0,
+        help="largest OTLP request accepted, after decompression (default %(default)s)",
+    )
+    p.add_argument(
+        "--get",
+        metavar="PATH",
+        default=None,
+        help="render one page in-process, print it and exit (a smoke test)",
+    )
     p.add_argument("--log-level", default="info", help="debug, info, warning (default info)")
 
 
 def _worker_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("worker", help="run builds handed out by a bass serve",
-                       description="The API key comes from the environment variable "
-                                   "BASS_API_KEY.")
-    p.add_argument("-d", "--dequeue-endpoint", default="http://localhost:8080/dequeue",
-                   help="the orchestrator's dequeue URL (default %(default)s)")
+    p = sub.add_parser(
+        "worker",
+        help="run builds handed out by a bass serve",
+        description="The API key comes from the environment variable BASS_API_KEY.",
+    )
+    p.add_argument(
+        "-d",
+        "--dequeue-endpoint",
+        default="http://localhost:8080/dequeue",
+        help="the orchestrator's dequeue URL (default %(default)s)",
+    )
     p.add_argument("-t", "--tags", default="", help="comma-separated tags of this worker")
-    p.add_argument("-w", "--workspace-root", default=os.path.join(_tmp(), "bass-worker"),
-                   help="where repositories are checked out; one per worker "
-                        "(default %(default)s)")
+    p.add_argument(
+        "-w",
+        "--workspace-root",
+        default=os.path.join(_tmp(), "bass-worker"),
+        help="where repositories are checked out; one per worker (default %(default)s)",
+    )
     p.add_argument("--name", default=None, help="worker name shown on builds (default host-pid)")
     p.add_argument("--log-level", default="info", help="debug, info, warning (default info)")
 
@@ -67,12 +112,14 @@ def _worker_parser(sub: argparse._SubParsersAction) -> None:
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="queue a build on a running bass serve")
     p.add_argument("pipeline")
-    p.add_argument("--server", default="http://localhost:8080",
-                   help="URL of bass serve (default %(default)s)")
+    p.add_argument(
+        "--server", default="http://localhost:8080", help="URL of bass serve (default %(default)s)"
+    )
     p.add_argument("--changed-refs", default="", help="comma-separated commits (or a..b)")
     p.add_argument("--tags", default="", help="comma-separated tags of the pushed commit")
-    p.add_argument("--wait", action="store_true",
-                   help="wait for the build to end; exit 0 only if it is ok")
+    p.add_argument(
+        "--wait", action="store_true", help="wait for the build to end; exit 0 only if it is ok"
+    )
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +136,9 @@ def _tmp() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bass", description="bass, a quite simple build assistant")
+    parser = argparse.ArgumentParser(
+        prog="bass", description="bass, a quite simple build assistant"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _worker_parser(sub)
@@ -136,10 +185,18 @@ def serve(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         max_body=int(args.max_body_mb * (1 << 20)),
     )
-    log.info("%d pipeline(s) from %s: %s", len(config.pipelines), args.pipelines_file,
-             ", ".join(config.pipelines) or "none")
-    log.info("%d variable(s) from %s: %s", len(config.env), args.env_file,
-             ", ".join(config.env) or "none")  # names only: values may be secrets
+    log.info(
+        "%d pipeline(s) from %s: %s",
+        len(config.pipelines),
+        args.pipelines_file,
+        ", ".join(config.pipelines) or "none",
+    )
+    log.info(
+        "%d variable(s) from %s: %s",
+        len(config.env),
+        args.env_file,
+        ", ".join(config.env) or "none",
+    )  # names only: values may be secrets
     log.info("%d worker key(s) from %s", len(config.worker_keys), args.worker_keys_file)
     if args.get:
         return _get(settings, args.get)
@@ -203,12 +260,14 @@ def _get(settings: object, path: str) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
-    from bass.worker import Worker
+    from bass.worker import Worker, WorkspaceBusy
 
     api_key = os.environ.get("BASS_API_KEY")
     if not api_key:
-        log.warning("BASS_API_KEY is not set: only a bass serve without worker keys, on this "
-                    "machine, will hand out jobs")
+        log.warning(
+            "BASS_API_KEY is not set: only a bass serve without worker keys, on this "
+            "machine, will hand out jobs"
+        )
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -217,14 +276,18 @@ def worker(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    Worker(
-        dequeue_endpoint=args.dequeue_endpoint,
-        api_key=api_key,
-        tags=_tags(args.tags),
-        workspace_root=args.workspace_root,
-        name=args.name,
-        stop=stop,
-    ).run_forever()
+    try:
+        Worker(
+            dequeue_endpoint=args.dequeue_endpoint,
+            api_key=api_key,
+            tags=_tags(args.tags),
+            workspace_root=args.workspace_root,
+            name=args.name,
+            stop=stop,
+        ).run_forever()
+    except WorkspaceBusy as e:
+        print(f"bass worker: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -253,8 +316,10 @@ def run(args: argparse.Namespace) -> int:
     while True:
         job = _request("GET", f"{server}/api/jobs/{answer['id']}")
         if job["state"] not in ("queued", "running"):
-            print(f"{args.pipeline} #{job['number']}: {job['state']}"
-                  + (f" ({job['message']})" if job.get("message") else ""))
+            print(
+                f"{args.pipeline} #{job['number']}: {job['state']}"
+                + (f" ({job['message']})" if job.get("message") else "")
+            )
             return 0 if job["state"] == "ok" else 1
         time.sleep(0.5)
 

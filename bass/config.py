@@ -63,7 +63,9 @@ def load_pipelines(path: str) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
+        raise ConfigError(
+            f"{path}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must be a JSON object of pipelines keyed by name")
     pipelines = {}
@@ -89,12 +91,8 @@ def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
     if not isinstance(pipeline.get("repository"), str) or not pipeline["repository"].strip():
         raise fail("repository", "required, the URL or path of a git repository")
     exec_ = pipeline.get("exec")
-    if isinstance(exec_, str):
-        exec_ok = bool(exec_.strip())
-    else:
-        exec_ok = isinstance(exec_, list) and bool(exec_)
-        exec_ok = exec_ok and all(isinstance(a, str) for a in exec_)  # type: ignore[union-attr]
-    if not exec_ok:
+    argv_ok = isinstance(exec_, list) and exec_ and all(isinstance(a, str) for a in exec_)
+    if not argv_ok and not (isinstance(exec_, str) and exec_.strip()):
         raise fail("exec", "required, a non-empty list of strings (argv) or a string")
     for name in ("ref", "cwd", "tag-pattern", "description"):
         if pipeline.get(name) is not None and not isinstance(pipeline[name], str):

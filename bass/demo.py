@@ -48,8 +48,9 @@ def prepare(root: Path) -> tuple[Path, dict[str, dict]]:
         git = ["git", "-c", "user.name=bass demo", "-c", "user.email=demo@localhost"]
         subprocess.run(["git", "init", "--quiet", "--initial-branch=main", str(repo)], check=True)
         subprocess.run([*git, "-C", str(repo), "add", "--all"], check=True)
-        subprocess.run([*git, "-C", str(repo), "commit", "--quiet", "-m", "bass examples"],
-                       check=True)
+        subprocess.run(
+            [*git, "-C", str(repo), "commit", "--quiet", "-m", "bass examples"], check=True
+        )
     pipelines: dict[str, dict] = {}
     for name, entry in EXAMPLES.items():
         if (repo / entry[-1]).exists():
@@ -69,8 +70,10 @@ def prepare(root: Path) -> tuple[Path, dict[str, dict]]:
     (root / "orchestrator-pipelines.json").write_text(json.dumps(pipelines, indent=2) + "\n")
     env_file = root / "orchestrator.env"
     if not env_file.exists():
-        env_file.write_text("# variables every build gets; values are masked in logs\n"
-                            "apikey=demo-secret-not-for-production\n")
+        env_file.write_text(
+            "# variables every build gets; values are masked in logs\n"
+            "apikey=demo-secret-not-for-production\n"
+        )
     keys = root / "worker-keys"
     if not keys.exists():
         keys.write_text(secrets.token_urlsafe(24) + "\n")
@@ -99,8 +102,9 @@ def demo(args: argparse.Namespace) -> int:
         workspace_root=str(root / "workspace"),
     )
     url = local_url(settings)
-    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     threading.Thread(target=_trigger_all, args=(url, list(pipelines), head), daemon=True).start()
     print(f"bass demo in {root}: {len(pipelines)} example pipelines", flush=True)
     return run_server(settings)
@@ -118,5 +122,8 @@ def _trigger_all(url: str, names: list[str], head: str) -> None:
         request = urllib.request.Request(f"{url}/webhook?{query}", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
-    print(f"\n  bass is running; {len(names)} builds queued.\n"
-          f"  Dashboard: {url}/\n  Stop with Ctrl-C.\n", flush=True)
+    print(
+        f"\n  bass is running; {len(names)} builds queued.\n"
+        f"  Dashboard: {url}/\n  Stop with Ctrl-C.\n",
+        flush=True,
+    )

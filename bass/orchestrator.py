@@ -87,11 +87,25 @@ class Orchestrator:
     # -- workers ----------------------------------------------------------------------
 
     async def claim(
-        self, *, worker: str, tags: list[str], wait: float = 0.0, heartbeats: bool = False
+        self,
+        *,
+        worker: str,
+        tags: list[str],
+        wait: float = 0.0,
+        heartbeats: bool = False,
+        gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, Any] | None:
-        """The oldest queued job this worker may run, waiting up to `wait` s for one."""
+        """The oldest queued job this worker may run, waiting up to `wait` s for one.
+
+        `gone()` is asked before each claim after waiting: a worker that hung up (it was
+        stopped) must not be handed a job it will never run.
+        """
         deadline = self.clock() + wait
+        first = True
         while True:
+            if not first and gone is not None and await gone():
+                return None
+            first = False
             changed = self._queue_changed
             job = await self.db.awrite(
                 jobs.claim,

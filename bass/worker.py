@@ -9,6 +9,7 @@ learns of cancels, and reports the result; with a prototype server it only deque
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -57,22 +58,69 @@ class Worker:
 
     def run_forever(self) -> None:
         """Dequeue and run jobs until `stop` is set."""
-        log.info("worker %s: dequeuing from %s, tags %s", self.name, self.dequeue_endpoint,
-                 self.tags or "(none)")
-        self.workspace_root.mkdir(parents=True, exist_ok=True)
+        log.info(
+            "worker %s: dequeuing from %s, tags %s",
+            self.name,
+            self.dequeue_endpoint,
+            self.tags or "(none)",
+        )
+        lock = self._lock_workspace()
+        try:
+            self._loop()
+        finally:
+            lock.close()
+        log.info("worker %s stopped", self.name)
+
+    def _lock_workspace(self) -> Any:
+        """Two workers must not share a workspace root: they would check out over each
+        other. The lock is held while the worker runs (and released if it dies)."""
+        (self.workspace_root / ".bass").mkdir(parents=True, exist_ok=True)
+        lock = open(self.workspace_root / ".bass" / "worker.lock", "w")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise WorkspaceBusy(
+                f"another worker uses the workspace root {self.workspace_root}; "
+                "give each worker its own --workspace-root"
+            ) from None
+        return lock
+
+    def _loop(self) -> None:
         delay = 0.5
         while not self.stop.is_set():
             try:
-                job = self.dequeue()
+                job = self._dequeue_unless_stopped()
                 delay = 0.5
-            except (OSError, urllib.error.URLError, DequeueRefused) as e:
+            except Exception as e:  # server down, restarting, refusing: keep trying
                 log.warning("dequeue failed (%s); retrying in %.0f s", e, delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, 10.0)
                 continue
             if job is not None:
                 self.run_job(job)
-        log.info("worker %s stopped", self.name)
+
+    def _dequeue_unless_stopped(self) -> dict[str, Any] | None:
+        """A long-poll dequeue that a stop does not wait for: the request is left to
+        its thread, and the server does not hand a job to a connection that closed."""
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                result["job"] = self.dequeue()
+            except BaseException as e:  # handed to the loop below
+                result["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="bass-dequeue", daemon=True).start()
+        while not done.wait(0.2):
+            if self.stop.is_set():
+                return None
+        if "error" in result:
+            raise result["error"]
+        return result["job"]
 
     def dequeue(self) -> dict[str, Any] | None:
         body = {"tags": self.tags, "worker": self.name, "wait": self.wait, "heartbeat": True}
@@ -128,7 +176,11 @@ class Worker:
         return status
 
     def _build(
-        self, job: dict[str, Any], telemetry: bass_builder.Reporter, root: Any, heartbeat: _Heartbeat
+        self,
+        job: dict[str, Any],
+        telemetry: bass_builder.Reporter,
+        root: Any,
+        heartbeat: _Heartbeat,
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
@@ -138,7 +190,9 @@ class Worker:
         )
         try:
             commit = checkout.checkout(
-                pipeline["repository"], pipeline.get("ref"), workdir,
+                pipeline["repository"],
+                pipeline.get("ref"),
+                workdir,
                 lambda line: telemetry.log(step, line, "stdout"),
             )
             changed = checkout.changed_paths(
@@ -156,8 +210,7 @@ class Worker:
         changeset.parent.mkdir(parents=True, exist_ok=True)
         changeset.write_text("".join(p + "\n" for p in changed))
         try:
-            return self._run_entry(job, telemetry, root, heartbeat, workdir, cwd, commit,
-                                   changeset)
+            return self._run_entry(job, telemetry, root, heartbeat, workdir, cwd, commit, changeset)
         finally:
             changeset.unlink(missing_ok=True)
 
@@ -296,6 +349,10 @@ class Worker:
 
 
 class DequeueRefused(Exception):
+    pass
+
+
+class WorkspaceBusy(Exception):
     pass
 
 

@@ -59,8 +59,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def http(method: str, url: str, body: Any = None, headers: dict | None = None,
-         timeout: float = 30) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 30
+) -> tuple[int, Any]:
     """One request; returns (status, decoded JSON or text or None)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
@@ -78,8 +79,15 @@ def http(method: str, url: str, body: Any = None, headers: dict | None = None,
 class Server:
     """A `bass serve` process in its own directory."""
 
-    def __init__(self, home: Path, pipelines: dict[str, Any], *, env_file: str = "",
-                 keys: list[str] | None = None, extra: list[str] | None = None):
+    def __init__(
+        self,
+        home: Path,
+        pipelines: dict[str, Any],
+        *,
+        env_file: str = "",
+        keys: list[str] | None = None,
+        extra: list[str] | None = None,
+    ):
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         (home / "orchestrator-pipelines.json").write_text(json.dumps(pipelines))
@@ -164,16 +172,24 @@ class Server:
 
 
 class WorkerProcess:
-    def __init__(self, server: Server, workspace: Path, tags: str = "", key: str | None = None):
+    def __init__(
+        self,
+        server: Server,
+        workspace: Path,
+        tags: str = "",
+        key: str | None = None,
+        name: str | None = None,
+    ):
         env = {**os.environ}
         env.pop("BASS_API_KEY", None)
         if key or server.key:
             env["BASS_API_KEY"] = key or server.key  # type: ignore[assignment]
-        self.logfile = workspace.with_suffix(".log")
+        self.logfile = workspace.parent / f"{workspace.name}-{id(self)}.log"
         self.log = open(self.logfile, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bass", "worker", "--dequeue-endpoint",
-             f"{server.url}/dequeue", "--workspace-root", str(workspace), "--tags", tags],
+             f"{server.url}/dequeue", "--workspace-root", str(workspace), "--tags", tags,
+             *(["--name", name] if name else [])],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 
@@ -212,8 +228,8 @@ def worker(tmp_path: Path) -> Iterator[Any]:
     """worker(server, tags=...) starts a bass worker with its own workspace root."""
     started: list[WorkerProcess] = []
 
-    def start(server: Server, **kwargs: Any) -> WorkerProcess:
-        w = WorkerProcess(server, tmp_path / f"workspace{len(started)}", **kwargs)
+    def start(server: Server, workspace: Path | None = None, **kwargs: Any) -> WorkerProcess:
+        w = WorkerProcess(server, workspace or tmp_path / f"workspace{len(started)}", **kwargs)
         started.append(w)
         return w
 

@@ -14,9 +14,7 @@ async def home(request: Request) -> Response:
     latest = await request.state.db.aread(jobs.latest_per_pipeline)
     configured = request.state.orchestrator.config.pipelines
     names = sorted(set(configured) | set(latest))
-    pipelines = [
-        {"name": n, "config": configured.get(n), "latest": latest.get(n)} for n in names
-    ]
+    pipelines = [{"name": n, "config": configured.get(n), "latest": latest.get(n)} for n in names]
     active = any(p["latest"] and p["latest"]["state"] in ACTIVE for p in pipelines)
     return render(
         request, "home.html", "_pipelines.html", {"pipelines": pipelines, "active": active}

@@ -97,7 +97,7 @@ def grid(builds: list[dict[str, Any]], spans: list[dict[str, Any]]) -> dict[str,
 
     add_header(top, 0)
     rows = []
-    for build, paths in zip(builds, per_build):
+    for build, paths in zip(builds, per_build, strict=True):
         cells = []
         for column in columns:
             cell = None

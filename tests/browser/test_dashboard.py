@@ -12,15 +12,16 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-GATED = r'''#!/usr/bin/env python3
+GATED = r"""#!/usr/bin/env python3
 from bass import build
 
 build({"name": "gated", "steps": [
     {"name": "prepare", "exec": ["echo", "prepared <i>not italic</i>"]},
-    {"name": "wait", "exec": ["sh", "-c", "echo waiting; while [ ! -f \"$GATE\" ]; do sleep 0.1; done; echo released"]},
+    {"name": "wait",
+     "exec": "echo waiting; while [ ! -f \"$GATE\" ]; do sleep 0.1; done; echo released"},
     {"name": "finish", "steps": [{"name": "done", "exec": ["echo", "all done"]}]},
 ]})
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,14 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
             "els => els.map(e => [e.dataset.step, e.dataset.status])"
         )
     )
-    assert statuses == {"checkout": "ok", "gated": "ok", "prepare": "ok", "wait": "ok",
-                        "finish": "ok", "done": "ok"}
+    assert statuses == {
+        "checkout": "ok",
+        "gated": "ok",
+        "prepare": "ok",
+        "wait": "ok",
+        "finish": "ok",
+        "done": "ok",
+    }
     prepare_log = page.locator('li.step[data-step="prepare"] pre.log')
     prepare_log.evaluate("el => el.closest('details').open = true")
     assert "prepared <i>not italic</i>" in prepare_log.inner_text()

@@ -8,7 +8,7 @@ import time
 
 from tests.conftest import http
 
-MIXED = r'''#!/usr/bin/env python3
+MIXED = r"""#!/usr/bin/env python3
 from bass import assert_pipeline, build
 
 pipeline = {
@@ -27,16 +27,16 @@ pipeline = {
 
 assert_pipeline(pipeline)
 build(pipeline)
-'''
+"""
 
-SIMPLE = r'''#!/usr/bin/env python3
+SIMPLE = r"""#!/usr/bin/env python3
 from bass import build
 
 build({"name": "simple", "steps": [
     {"name": "hello", "exec": ["echo", "hello from simple"]},
     {"name": "nested", "steps": [{"name": "inner", "exec": ["echo", "inner ok"]}]},
 ]})
-'''
+"""
 
 CRASH = "#!/usr/bin/env python3\nprint('about to crash', flush=True)\nraise SystemExit(1/0)\n"
 HANG = "#!/usr/bin/env python3\nimport time\nprint('hanging', flush=True)\ntime.sleep(120)\n"
@@ -58,8 +58,16 @@ def pipelines(repo_path, **extra) -> dict:
 
 
 def commit_scripts(repo) -> str:
-    repo.commit({"job.py": MIXED, "simple.py": SIMPLE, "crash.py": CRASH, "hang.py": HANG,
-                 "docs/index.md": "docs\n"}, "scripts")
+    repo.commit(
+        {
+            "job.py": MIXED,
+            "simple.py": SIMPLE,
+            "crash.py": CRASH,
+            "hang.py": HANG,
+            "docs/index.md": "docs\n",
+        },
+        "scripts",
+    )
     return repo.commit({"src/main.c": "int main(void) { return 0; }\n"}, "touch src")
 
 
@@ -177,8 +185,12 @@ def test_queued_job_survives_a_restart_of_serve(repo, serve, worker):
 
 def test_worker_tags_route_jobs(repo, serve, worker):
     commit_scripts(repo)
-    tagged = {"repository": str(repo.path), "ref": "main",
-              "exec": [sys.executable, "simple.py"], "worker-tags": ["gpu"]}
+    tagged = {
+        "repository": str(repo.path),
+        "ref": "main",
+        "exec": [sys.executable, "simple.py"],
+        "worker-tags": ["gpu"],
+    }
     server = serve(pipelines(repo.path, tagged=tagged))
     worker(server, tags="linux")
     job = server.webhook("tagged")
@@ -192,8 +204,12 @@ def test_worker_tags_route_jobs(repo, serve, worker):
 
 def test_worker_sigterm_cancels_the_running_build_and_exits(repo, serve, worker):
     commit_scripts(repo)
-    server = serve(pipelines(repo.path, slow={"repository": str(repo.path), "ref": "main",
-                                              "exec": [sys.executable, "hang.py"]}))
+    server = serve(
+        pipelines(
+            repo.path,
+            slow={"repository": str(repo.path), "ref": "main", "exec": [sys.executable, "hang.py"]},
+        )
+    )
     w = worker(server)
     job = server.webhook("slow")
     deadline = time.monotonic() + 30
@@ -211,14 +227,20 @@ def test_missing_pipelines_file_is_a_clear_error(tmp_path):
 
     result = subprocess.run(
         [sys.executable, "-m", "bass", "serve", "--pipelines-file", "nope.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert "nope.json" in result.stderr and "not found" in result.stderr
     (tmp_path / "bad.json").write_text('{"p": {"repository": "x", "exec": 5}}')
     result = subprocess.run(
         [sys.executable, "-m", "bass", "serve", "--pipelines-file", "bad.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert 'bad.json: pipeline "p": field "exec"' in result.stderr
