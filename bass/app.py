@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
@@ -67,11 +68,20 @@ def create_app(settings: Settings) -> Starlette:
         worker_keys = list(settings.config.worker_keys)
         stop = threading.Event()
         worker_thread = None
+        local_name = f"local:{os.getpid()}"
         if settings.local_worker:
             local_key = secrets.token_urlsafe(24)
             worker_keys.append(local_key)
-            worker_thread = _start_local_worker(settings, local_key, stop)
+            worker_thread = _start_local_worker(settings, local_key, local_name, stop)
         reaper = asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))
+
+        def begin_shutdown() -> None:
+            # Called from a signal handler, before connections drain: long-polls end
+            # now, and the local worker starts cancelling its build.
+            orchestrator.close()
+            stop.set()
+
+        app.state.begin_shutdown = begin_shutdown
         try:
             yield {
                 "db": db,
@@ -85,6 +95,7 @@ def create_app(settings: Settings) -> Starlette:
             stop.set()
             if worker_thread is not None:
                 await asyncio.to_thread(worker_thread.join, 30)
+                await orchestrator.abandon(local_name, "cancelled: bass serve stopped")
             db.close()
 
     routes = [
@@ -113,7 +124,9 @@ async def _reap_forever(orchestrator: Orchestrator, interval: float) -> None:
             log.exception("reaping lost jobs failed")
 
 
-def _start_local_worker(settings: Settings, key: str, stop: threading.Event) -> threading.Thread:
+def _start_local_worker(
+    settings: Settings, key: str, name: str, stop: threading.Event
+) -> threading.Thread:
     from bass.worker import Worker, WorkspaceBusy
 
     worker = Worker(
@@ -121,7 +134,7 @@ def _start_local_worker(settings: Settings, key: str, stop: threading.Event) -> 
         api_key=key,
         tags=settings.local_worker_tags,
         workspace_root=settings.workspace_root,
-        name="local",
+        name=name,
         stop=stop,
     )
 

@@ -15,6 +15,7 @@ import urllib.parse
 import urllib.request
 
 from bass import config as config_files
+from bass.app import Settings
 
 log = logging.getLogger("bass")
 
@@ -165,8 +166,6 @@ def _tags(value: str) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from bass.app import Settings
-
     try:
         config = config_files.load(args.pipelines_file, args.env_file, args.worker_keys_file)
     except config_files.ConfigError as e:
@@ -203,16 +202,21 @@ def serve(args: argparse.Namespace) -> int:
     return run_server(settings)
 
 
-def run_server(settings: object) -> int:
+def run_server(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly and return 0.
+
+    The server runs in a thread so that the signal handlers are bass's own: they end
+    the workers' long-polls and cancel the local worker's build before connections
+    drain, and a second signal forces the exit.
+    """
     import uvicorn
 
-    from bass.app import Settings, create_app, local_url
+    from bass.app import create_app, local_url
 
-    assert isinstance(settings, Settings)
-    log.info("dashboard: %s/", local_url(settings))
+    app = create_app(settings)
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(settings),
+            app,
             host=settings.host,
             port=settings.port,
             log_level="warning",
@@ -220,7 +224,30 @@ def run_server(settings: object) -> int:
             timeout_graceful_shutdown=5,
         )
     )
-    server.run()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if server.should_exit:
+            server.force_exit = True
+            return
+        log.info("signal %d: shutting down", signum)
+        server.should_exit = True
+        begin_shutdown = getattr(app.state, "begin_shutdown", None)
+        if begin_shutdown is not None:
+            begin_shutdown()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    thread = threading.Thread(target=server.run, name="bass-serve")
+    announced = False
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)
+            if server.started and not announced:
+                log.info("listening; dashboard: %s/", local_url(settings))
+                announced = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0 if server.started else 1
 
 

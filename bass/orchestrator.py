@@ -49,6 +49,7 @@ class Orchestrator:
         self.traces_endpoint = traces_endpoint
         self.logs_endpoint = logs_endpoint
         self.on_finished: list[OnFinished] = []
+        self.closing = False
         self._queue_changed = asyncio.Event()
 
     # -- triggers ---------------------------------------------------------------------
@@ -97,15 +98,11 @@ class Orchestrator:
     ) -> dict[str, Any] | None:
         """The oldest queued job this worker may run, waiting up to `wait` s for one.
 
-        `gone()` is asked before each claim after waiting: a worker that hung up (it was
-        stopped) must not be handed a job it will never run.
+        While waiting, `gone()` is asked every second: a worker that hung up (it was
+        stopped) must not be handed a job it will never run. `close()` ends every wait.
         """
         deadline = self.clock() + wait
-        first = True
         while True:
-            if not first and gone is not None and await gone():
-                return None
-            first = False
             changed = self._queue_changed
             job = await self.db.awrite(
                 jobs.claim,
@@ -114,15 +111,23 @@ class Orchestrator:
                 now=self.clock(),
                 lease_seconds=self.lease_seconds if heartbeats else None,
             )
-            remaining = deadline - self.clock()
-            if job is not None or remaining <= 0:
-                if job is not None:
-                    log.info("%s #%d claimed by %s", job["pipeline"], job["number"], worker)
+            if job is not None:
+                log.info("%s #%d claimed by %s", job["pipeline"], job["number"], worker)
                 return job
-            try:
-                await asyncio.wait_for(changed.wait(), timeout=remaining)
-            except TimeoutError:
-                pass
+            while not changed.is_set():  # until something is queued
+                remaining = deadline - self.clock()
+                if remaining <= 0 or self.closing:
+                    return None
+                try:
+                    await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
+                except TimeoutError:
+                    pass
+                if gone is not None and await gone():
+                    return None
+
+    def close(self) -> None:
+        """Shutting down: answer every waiting worker now (with nothing)."""
+        self.closing = True
 
     async def heartbeat(self, job_id: int) -> dict[str, Any] | None:
         return await self.db.awrite(
@@ -156,6 +161,11 @@ class Orchestrator:
                 log.warning("%s #%d: %s", job["pipeline"], job["number"], message)
                 ended.append(done)
         return ended
+
+    async def abandon(self, worker: str, message: str) -> None:
+        """End the builds a worker that is going away can no longer report."""
+        for job in await self.db.aread(jobs.running_on, worker):
+            await self._finish(job["id"], "cancelled", message)
 
     # -- telemetry --------------------------------------------------------------------
 

@@ -335,7 +335,8 @@ class Worker:
         if not url:
             return  # a prototype orchestrator learns the result from the root span
         body = {"status": status, "message": message}
-        for attempt in range(30):  # ride out a restart of bass serve
+        attempts = 1 if self.stop.is_set() else 30  # ride out a restart of bass serve
+        for attempt in range(attempts):
             try:
                 code, payload = self._post(url, body, timeout=15)
             except (OSError, urllib.error.URLError) as e:

@@ -142,6 +142,14 @@ def expired(conn: sqlite3.Connection, *, now: float) -> list[dict[str, Any]]:
     return [_decode(r) for r in rows]  # type: ignore[misc]
 
 
+def running_on(conn: sqlite3.Connection, worker: str) -> list[dict[str, Any]]:
+    """The jobs a worker is running."""
+    rows = conn.execute(
+        "SELECT * FROM jobs WHERE state = 'running' AND worker = ?", (worker,)
+    ).fetchall()
+    return [_decode(r) for r in rows]  # type: ignore[misc]
+
+
 def request_cancel(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
     """Mark a running job for cancel; its worker learns it at the next heartbeat."""
     row = conn.execute(

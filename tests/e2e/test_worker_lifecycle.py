@@ -60,3 +60,28 @@ def test_two_workers_cannot_share_a_workspace_root(repo, serve, worker, tmp_path
     job = server.webhook("s")
     assert server.wait_for(job["id"])["state"] == "ok"
     assert first.proc.poll() is None
+
+
+HANG = "#!/usr/bin/env python3\nimport time\nprint('working', flush=True)\ntime.sleep(120)\n"
+
+
+def test_stopping_serve_cancels_the_local_workers_build(repo, serve, tmp_path):
+    repo.commit({"s.py": SIMPLE, "hang.py": HANG})
+    pipelines = {
+        "hang": {"repository": str(repo.path), "ref": "main", "exec": [sys.executable, "hang.py"]}
+    }
+    server = serve(pipelines, extra=["--local-worker", "--workspace-root", str(tmp_path / "ws")])
+    job = server.webhook("hang")
+    deadline = time.monotonic() + 30
+    while server.query("SELECT state FROM jobs WHERE id = ?", job["id"])[0][0] != "running":
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 0, server.output()
+    # the build was cancelled, not left running for the lease to expire
+    assert time.monotonic() - started < 40
+    (state, message) = server.query("SELECT state, message FROM jobs WHERE id = ?", job["id"])[0]
+    assert state == "cancelled", (state, message, server.output())
+    assert "Traceback" not in server.output()
