@@ -5,6 +5,10 @@ numbers, integer enums (names accepted too), every AnyValue kind, lowerCamelCase
 snake_case field names, unknown fields ignored, `null` where a field may be absent.
 A payload whose structure is wrong raises OTLPDecodeError (the request stores nothing);
 a record with bad ids is rejected alone and counted, as OTLP's partial success reports.
+
+This is the ingest hot path: the happy path calls few functions per record, ids and
+attribute sets that repeat within a request are decoded once, and the location of an
+error is only spelled out when there is one.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-_SPAN_KINDS = {
+SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
     "SPAN_KIND_INTERNAL": 1,
     "SPAN_KIND_SERVER": 2,
@@ -22,13 +26,26 @@ _SPAN_KINDS = {
     "SPAN_KIND_PRODUCER": 4,
     "SPAN_KIND_CONSUMER": 5,
 }
-_STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
-_BASS_STATUSES = {"ok", "failed", "timeout", "skipped", "cancelled", "error", "running"}
+STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
+BASS_STATUSES = frozenset({"ok", "failed", "timeout", "skipped", "cancelled", "error", "running"})
 _HEX = frozenset("0123456789abcdef")
 
 
 class OTLPDecodeError(ValueError):
-    """The payload is not OTLP/JSON; nothing from it may be stored."""
+    """The payload is not OTLP; nothing from it may be stored. `path` says where."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def within(self, prefix: str) -> OTLPDecodeError:
+        """The same error, located one level further out."""
+        joined = prefix + ("" if not self.path or self.path[0] == "[" else ".") + self.path
+        return OTLPDecodeError(self.message, joined if self.path else prefix)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
 
 
 @dataclass
@@ -44,58 +61,18 @@ class Decoded:
             self.errors.append(why)
 
 
-def _get(obj: dict[str, Any], camel: str, snake: str | None = None) -> Any:
-    value = obj.get(camel)
-    if value is None and snake is not None:
-        value = obj.get(snake)
-    return value
+def derive_status(bass_status: Any, end_ns: int, code: int) -> str:
+    """The span's bass status: its `bass.status` attribute, else from its OTLP status."""
+    if bass_status in BASS_STATUSES:
+        return bass_status
+    return "running" if end_ns == 0 else ("failed" if code == 2 else "ok")
 
 
-def _list(obj: dict[str, Any], camel: str, snake: str, where: str) -> list[Any]:
-    value = _get(obj, camel, snake)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise OTLPDecodeError(f"{where}.{camel}: expected an array")
-    return value
-
-
-def _object(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise OTLPDecodeError(f"{where}: expected an object")
-    return value
-
-
-def _int(value: Any, where: str, default: int = 0) -> int:
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        raise OTLPDecodeError(f"{where}: expected an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise OTLPDecodeError(f"{where}: expected an integer, got {value!r:.40}")
-
-
-def _enum(value: Any, names: dict[str, int], where: str) -> int:
-    if isinstance(value, str) and value in names:
-        return names[value]
-    return _int(value, where)
-
-
-def _hex_id(value: Any, size: int) -> str | None:
+def hex_id(value: Any, size: int) -> str | None:
     """A lowercase hex id of `size` bytes, '' when absent, None when invalid."""
     if value is None or value == "":
         return ""
-    if not isinstance(value, str) or len(value) != size * 2:
+    if type(value) is not str or len(value) != size * 2:
         return None
     value = value.lower()
     if not _HEX.issuperset(value) or value.count("0") == len(value):
@@ -103,77 +80,178 @@ def _hex_id(value: Any, size: int) -> str | None:
     return value
 
 
-def any_value(value: Any, where: str = "value") -> Any:
+class _Ids(dict):
+    """Per-request memo of decoded ids: a batch repeats the same few."""
+
+    def get_id(self, value: Any, size: int) -> str | None:
+        if type(value) is str:
+            found = self.get(value, False)
+            if found is False:
+                found = self[value] = hex_id(value, size)
+            return found
+        return hex_id(value, size)
+
+
+def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
+    value = obj.get(camel)
+    if value is None:
+        value = obj.get(snake)
+    return value
+
+
+def _list(obj: dict[str, Any], camel: str, snake: str) -> list[Any]:
+    value = _get(obj, camel, snake)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise OTLPDecodeError("expected an array", camel)
+    return value
+
+
+def _object(value: Any, path: str = "") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if type(value) is not dict:
+        raise OTLPDecodeError("expected an object", path)
+    return value
+
+
+def _int(value: Any, path: str, default: int = 0) -> int:
+    if type(value) is str:
+        try:
+            return int(value)
+        except ValueError:
+            if value == "":
+                return default
+    elif type(value) is int:
+        return value
+    elif value is None:
+        return default
+    elif type(value) is float and value.is_integer():
+        return int(value)
+    raise OTLPDecodeError(f"expected an integer, got {value!r:.40}", path)
+
+
+def _enum(value: Any, names: dict[str, int], path: str) -> int:
+    if type(value) is str and value in names:
+        return names[value]
+    return _int(value, path)
+
+
+def any_value(value: Any) -> Any:
     """An OTLP AnyValue as a plain JSON-able Python value."""
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise OTLPDecodeError(f"{where}: expected an AnyValue object")
+    if type(value) is not dict:
+        raise OTLPDecodeError("expected an AnyValue object")
     for key, inner in value.items():
-        if key in ("stringValue", "string_value"):
-            if not isinstance(inner, str):
-                raise OTLPDecodeError(f"{where}.stringValue: expected a string")
+        if key == "stringValue" or key == "string_value":
+            if type(inner) is not str:
+                raise OTLPDecodeError("expected a string", "stringValue")
             return inner
-        if key in ("boolValue", "bool_value"):
-            if not isinstance(inner, bool):
-                raise OTLPDecodeError(f"{where}.boolValue: expected a boolean")
+        if key == "intValue" or key == "int_value":
+            return _int(inner, "intValue")
+        if key == "boolValue" or key == "bool_value":
+            if type(inner) is not bool:
+                raise OTLPDecodeError("expected a boolean", "boolValue")
             return inner
-        if key in ("intValue", "int_value"):
-            return _int(inner, f"{where}.intValue")
-        if key in ("doubleValue", "double_value"):
-            if isinstance(inner, str):  # NaN, Infinity and friends travel as strings
+        if key == "doubleValue" or key == "double_value":
+            if type(inner) is str:  # NaN, Infinity and friends travel as strings
                 try:
                     return float(inner)
-                except ValueError as e:
-                    raise OTLPDecodeError(f"{where}.doubleValue: not a number") from e
-            if isinstance(inner, bool) or not isinstance(inner, (int, float)):
-                raise OTLPDecodeError(f"{where}.doubleValue: expected a number")
+                except ValueError:
+                    raise OTLPDecodeError("not a number", "doubleValue") from None
+            if type(inner) not in (int, float):
+                raise OTLPDecodeError("expected a number", "doubleValue")
             return float(inner)
-        if key in ("arrayValue", "array_value"):
-            values = _list(_object(inner, where), "values", "values", where)
-            return [any_value(v, f"{where}[{i}]") for i, v in enumerate(values)]
-        if key in ("kvlistValue", "kvlist_value"):
-            return attributes(_list(_object(inner, where), "values", "values", where), where)
-        if key in ("bytesValue", "bytes_value"):
-            if not isinstance(inner, str):
-                raise OTLPDecodeError(f"{where}.bytesValue: expected base64 text")
+        if key == "arrayValue" or key == "array_value":
+            values = _list(_object(inner, "arrayValue"), "values", "values")
+            out = []
+            for i, item in enumerate(values):
+                try:
+                    out.append(any_value(item))
+                except OTLPDecodeError as e:
+                    raise e.within(f"arrayValue.values[{i}]") from None
+            return out
+        if key == "kvlistValue" or key == "kvlist_value":
+            items = _list(_object(inner, "kvlistValue"), "values", "values")
+            try:
+                return attributes(items)
+            except OTLPDecodeError as e:
+                raise e.within("kvlistValue.values") from None
+        if key == "bytesValue" or key == "bytes_value":
+            if type(inner) is not str:
+                raise OTLPDecodeError("expected base64 text", "bytesValue")
             return inner
     return None  # an empty AnyValue, or only unknown fields
 
 
-def attributes(items: Any, where: str) -> dict[str, Any]:
+def attributes(items: Any) -> dict[str, Any]:
+    """KeyValue list → dict."""
     if items is None:
         return {}
-    if not isinstance(items, list):
-        raise OTLPDecodeError(f"{where}: attributes must be an array")
+    if type(items) is not list:
+        raise OTLPDecodeError("attributes must be an array")
     out: dict[str, Any] = {}
     for i, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
-            raise OTLPDecodeError(f"{where}[{i}]: expected {{key, value}}")
-        out[item["key"]] = any_value(item.get("value"), f"{where}[{i}].value")
+        if type(item) is not dict or type(item.get("key")) is not str:
+            raise OTLPDecodeError("expected {key, value}", f"[{i}]")
+        try:
+            out[item["key"]] = any_value(item.get("value"))
+        except OTLPDecodeError as e:
+            raise e.within(f"[{i}].value") from None
     return out
 
 
-def _resource(block: dict[str, Any], where: str) -> tuple[dict[str, Any], str]:
-    resource = _object(block.get("resource"), f"{where}.resource")
-    attrs = attributes(resource.get("attributes"), f"{where}.resource.attributes")
+class _AttributeSets(dict):
+    """Per-request memo: attribute lists of plain strings (one log.iostream, say)
+    repeat on every record, so each distinct one is decoded and encoded once."""
+
+    def encode(self, items: Any) -> tuple[dict[str, Any], str]:
+        if not items:
+            if items is None or type(items) is list:
+                return {}, "{}"
+            attributes(items)  # raises the right error
+        key = None
+        if type(items) is list and len(items) <= 4:
+            try:
+                key = tuple((item["key"], item["value"]["stringValue"]) for item in items)
+            except (TypeError, KeyError):
+                key = None
+            if key is not None:
+                found = self.get(key)
+                if found is not None:
+                    return found
+        decoded = attributes(items)
+        encoded = (decoded, json.dumps(decoded, ensure_ascii=False))
+        if key is not None and all(type(v) is str for _, v in key):
+            self[key] = encoded
+        return encoded
+
+
+def _resource(block: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    resource = _object(block.get("resource"), "resource")
+    try:
+        attrs = attributes(resource.get("attributes"))
+    except OTLPDecodeError as e:
+        raise e.within("resource.attributes") from None
     service = attrs.get("service.name")
-    return attrs, service if isinstance(service, str) else ""
+    return attrs, service if type(service) is str else ""
 
 
-def _scope(block: dict[str, Any], where: str) -> str:
-    scope = _object(block.get("scope"), f"{where}.scope")
+def _scope(block: dict[str, Any]) -> str:
+    scope = _object(block.get("scope"), "scope")
     name = scope.get("name") or ""
     version = scope.get("version") or ""
-    return f"{name} {version}".strip() if isinstance(name, str) else ""
+    return f"{name} {version}".strip() if type(name) is str and type(version) is str else ""
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
-        raise OTLPDecodeError(f"body is not valid JSON: {e}") from e
-    if not isinstance(payload, dict):
+        raise OTLPDecodeError(f"body is not valid JSON: {e}") from None
+    if type(payload) is not dict:
         raise OTLPDecodeError("body must be a JSON object")
     return payload
 
@@ -182,72 +260,93 @@ def decode_traces(body: bytes) -> Decoded:
     """Decode an ExportTraceServiceRequest in OTLP/JSON into span rows."""
     payload = parse_json(body)
     out = Decoded()
-    for r, rblock in enumerate(_list(payload, "resourceSpans", "resource_spans", "request")):
-        where = f"resourceSpans[{r}]"
-        rblock = _object(rblock, where)
-        resource, service = _resource(rblock, where)
-        resource_json = json.dumps(resource)
-        for s, sblock in enumerate(_list(rblock, "scopeSpans", "scope_spans", where)):
-            swhere = f"{where}.scopeSpans[{s}]"
-            sblock = _object(sblock, swhere)
-            scope = _scope(sblock, swhere)
-            for i, span in enumerate(_list(sblock, "spans", "spans", swhere)):
-                row = _span(_object(span, f"{swhere}.spans[{i}]"), f"{swhere}.spans[{i}]", out)
-                if row is not None:
-                    row["service_name"] = service
-                    row["resource"] = resource_json
-                    row["scope"] = scope
-                    out.spans.append(row)
+    ids = _Ids()
+    for r, rblock in enumerate(_list(payload, "resourceSpans", "resource_spans")):
+        try:
+            rblock = _object(rblock)
+            resource, service = _resource(rblock)
+            resource_json = json.dumps(resource, ensure_ascii=False)
+            for s, sblock in enumerate(_list(rblock, "scopeSpans", "scope_spans")):
+                try:
+                    sblock = _object(sblock)
+                    scope = _scope(sblock)
+                    for i, span in enumerate(_list(sblock, "spans", "spans")):
+                        try:
+                            row = _span(_object(span), ids)
+                        except OTLPDecodeError as e:
+                            raise e.within(f"spans[{i}]") from None
+                        if row is None:
+                            out.reject(f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: "
+                                       "invalid traceId, spanId or parentSpanId")  # fmt: skip
+                            continue
+                        row["service_name"] = service
+                        row["resource"] = resource_json
+                        row["scope"] = scope
+                        out.spans.append(row)
+                except OTLPDecodeError as e:
+                    raise e.within(f"scopeSpans[{s}]") from None
+        except OTLPDecodeError as e:
+            raise e.within(f"resourceSpans[{r}]") from None
     return out
 
 
-def _span(span: dict[str, Any], where: str, out: Decoded) -> dict[str, Any] | None:
-    trace_id = _hex_id(_get(span, "traceId", "trace_id"), 16)
-    span_id = _hex_id(_get(span, "spanId", "span_id"), 8)
-    parent = _hex_id(_get(span, "parentSpanId", "parent_span_id"), 8)
-    attrs = attributes(span.get("attributes"), f"{where}.attributes")
-    status = _object(span.get("status"), f"{where}.status")
-    start_ns = _int(_get(span, "startTimeUnixNano", "start_time_unix_nano"), f"{where}.start")
-    end_ns = _int(_get(span, "endTimeUnixNano", "end_time_unix_nano"), f"{where}.end")
-    code = _enum(status.get("code"), _STATUS_CODES, f"{where}.status.code")
-    events = [
-        {
-            "time_ns": _int(_get(e, "timeUnixNano", "time_unix_nano"), f"{where}.events"),
-            "name": e.get("name") or "",
-            "attributes": attributes(e.get("attributes"), f"{where}.events.attributes"),
-        }
-        for e in (_object(e, f"{where}.events") for e in _list(span, "events", "events", where))
-    ]
-    links = [
-        {
-            "trace_id": (_hex_id(_get(link, "traceId", "trace_id"), 16) or ""),
-            "span_id": (_hex_id(_get(link, "spanId", "span_id"), 8) or ""),
-            "attributes": attributes(link.get("attributes"), f"{where}.links.attributes"),
-        }
-        for link in (_object(x, f"{where}.links") for x in _list(span, "links", "links", where))
-    ]
+def _span(span: dict[str, Any], ids: _Ids) -> dict[str, Any] | None:
+    trace_id = ids.get_id(_get(span, "traceId", "trace_id"), 16)
+    span_id = ids.get_id(_get(span, "spanId", "span_id"), 8)
+    parent = ids.get_id(_get(span, "parentSpanId", "parent_span_id"), 8)
+    try:
+        attrs = attributes(span.get("attributes"))
+    except OTLPDecodeError as e:
+        raise e.within("attributes") from None
+    status = _object(span.get("status"), "status")
+    start_ns = _int(_get(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    end_ns = _int(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+    code = _enum(status.get("code"), STATUS_CODES, "status.code")
+    events = []
+    for i, event in enumerate(_list(span, "events", "events")):
+        try:
+            event = _object(event)
+            events.append(
+                {
+                    "time_ns": _int(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
+                    "name": event.get("name") or "",
+                    "attributes": attributes(event.get("attributes")),
+                }
+            )
+        except OTLPDecodeError as e:
+            raise e.within(f"events[{i}]") from None
+    links = []
+    for i, link in enumerate(_list(span, "links", "links")):
+        try:
+            link = _object(link)
+            links.append(
+                {
+                    "trace_id": ids.get_id(_get(link, "traceId", "trace_id"), 16) or "",
+                    "span_id": ids.get_id(_get(link, "spanId", "span_id"), 8) or "",
+                    "attributes": attributes(link.get("attributes")),
+                }
+            )
+        except OTLPDecodeError as e:
+            raise e.within(f"links[{i}]") from None
+    kind = _enum(span.get("kind"), SPAN_KINDS, "kind")
     if not trace_id or not span_id or parent is None:
-        out.reject(f"{where}: invalid traceId, spanId or parentSpanId")
         return None
     name = span.get("name")
-    bass_status = attrs.get("bass.status")
-    if bass_status not in _BASS_STATUSES:
-        bass_status = "running" if end_ns == 0 else ("failed" if code == 2 else "ok")
     message = status.get("message")
     return {
         "trace_id": trace_id,
         "span_id": span_id,
         "parent_span_id": parent,
-        "name": name if isinstance(name, str) else "",
-        "kind": _enum(span.get("kind"), _SPAN_KINDS, f"{where}.kind"),
+        "name": name if type(name) is str else "",
+        "kind": kind,
         "start_ns": start_ns,
         "end_ns": end_ns,
         "status_code": code,
-        "status_message": message if isinstance(message, str) else "",
-        "bass_status": bass_status,
-        "attributes": json.dumps(attrs),
-        "events": json.dumps(events),
-        "links": json.dumps(links),
+        "status_message": message if type(message) is str else "",
+        "bass_status": derive_status(attrs.get("bass.status"), end_ns, code),
+        "attributes": json.dumps(attrs, ensure_ascii=False),
+        "events": json.dumps(events, ensure_ascii=False),
+        "links": json.dumps(links, ensure_ascii=False),
     }
 
 
@@ -256,55 +355,86 @@ def decode_logs(body: bytes) -> Decoded:
     payload = parse_json(body)
     out = Decoded()
     now_ns = time.time_ns()
-    for r, rblock in enumerate(_list(payload, "resourceLogs", "resource_logs", "request")):
-        where = f"resourceLogs[{r}]"
-        rblock = _object(rblock, where)
-        _, service = _resource(rblock, where)
-        for s, sblock in enumerate(_list(rblock, "scopeLogs", "scope_logs", where)):
-            swhere = f"{where}.scopeLogs[{s}]"
-            sblock = _object(sblock, swhere)
-            for i, rec in enumerate(_list(sblock, "logRecords", "log_records", swhere)):
-                rwhere = f"{swhere}.logRecords[{i}]"
-                rec = _object(rec, rwhere)
-                trace_id = _hex_id(_get(rec, "traceId", "trace_id"), 16)
-                span_id = _hex_id(_get(rec, "spanId", "span_id"), 8)
-                body_value = any_value(rec.get("body"), f"{rwhere}.body")
-                attrs = attributes(rec.get("attributes"), f"{rwhere}.attributes")
-                time_ns = _int(_get(rec, "timeUnixNano", "time_unix_nano"), rwhere) or _int(
-                    _get(rec, "observedTimeUnixNano", "observed_time_unix_nano"), rwhere, now_ns
-                )
-                severity = _severity(
-                    _get(rec, "severityNumber", "severity_number"), f"{rwhere}.severityNumber"
-                )
-                text = _get(rec, "severityText", "severity_text")
-                if trace_id is None or span_id is None:
-                    out.reject(f"{rwhere}: invalid traceId or spanId")
-                    continue
-                out.logs.append(
-                    (
-                        trace_id,
-                        span_id,
-                        time_ns,
-                        severity,
-                        text if isinstance(text, str) else "",
-                        body_value if isinstance(body_value, str) else _text(body_value),
-                        json.dumps(attrs) if attrs else "{}",
-                        service,
-                    )
-                )
+    ids = _Ids()
+    attribute_sets = _AttributeSets()
+    append = out.logs.append
+    for r, rblock in enumerate(_list(payload, "resourceLogs", "resource_logs")):
+        try:
+            rblock = _object(rblock)
+            _, service = _resource(rblock)
+            for s, sblock in enumerate(_list(rblock, "scopeLogs", "scope_logs")):
+                try:
+                    sblock = _object(sblock)
+                    for i, rec in enumerate(_list(sblock, "logRecords", "log_records")):
+                        try:
+                            row = _log(rec, service, now_ns, ids, attribute_sets)
+                        except OTLPDecodeError as e:
+                            raise e.within(f"logRecords[{i}]") from None
+                        if row is None:
+                            out.reject(f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}]: "
+                                       "invalid traceId or spanId")  # fmt: skip
+                        else:
+                            append(row)
+                except OTLPDecodeError as e:
+                    raise e.within(f"scopeLogs[{s}]") from None
+        except OTLPDecodeError as e:
+            raise e.within(f"resourceLogs[{r}]") from None
     return out
 
 
-def _severity(value: Any, where: str) -> int:
+def _log(
+    rec: Any, service: str, now_ns: int, ids: _Ids, attribute_sets: _AttributeSets
+) -> tuple | None:
+    if type(rec) is not dict:
+        raise OTLPDecodeError("expected an object")
+    trace_id = ids.get_id(_get(rec, "traceId", "trace_id"), 16)
+    span_id = ids.get_id(_get(rec, "spanId", "span_id"), 8)
+    body = rec.get("body")
+    if type(body) is dict and type(body.get("stringValue")) is str:
+        text = body["stringValue"]
+    else:
+        try:
+            value = any_value(body)
+        except OTLPDecodeError as e:
+            raise e.within("body") from None
+        text = value if type(value) is str else _text(value)
+    try:
+        _, attrs_json = attribute_sets.encode(rec.get("attributes"))
+    except OTLPDecodeError as e:
+        raise e.within("attributes") from None
+    time_ns = _int(_get(rec, "timeUnixNano", "time_unix_nano"), "timeUnixNano") or _int(
+        _get(rec, "observedTimeUnixNano", "observed_time_unix_nano"),
+        "observedTimeUnixNano",
+        now_ns,
+    )
+    severity = _severity(_get(rec, "severityNumber", "severity_number"))
+    severity_text = _get(rec, "severityText", "severity_text")
+    if trace_id is None or span_id is None:
+        return None
+    return (
+        trace_id,
+        span_id,
+        time_ns,
+        severity,
+        severity_text if type(severity_text) is str else "",
+        text,
+        attrs_json,
+        service,
+    )
+
+
+def _severity(value: Any) -> int:
     """A severity number; the enum's names (SEVERITY_NUMBER_WARN2 …) are read too."""
-    if isinstance(value, str) and value.startswith("SEVERITY_NUMBER_"):
+    if type(value) is int:
+        return value
+    if type(value) is str and value.startswith("SEVERITY_NUMBER_"):
         suffix = value.removeprefix("SEVERITY_NUMBER_")
         for i, name in enumerate(("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")):
             rest = suffix.removeprefix(name)
             if rest != suffix and (rest or "1") in ("1", "2", "3", "4"):
                 return i * 4 + int(rest or "1")
         return 0
-    return _int(value, where)
+    return _int(value, "severityNumber")
 
 
 def _text(value: Any) -> str:
