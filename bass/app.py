@@ -20,7 +20,8 @@ from starlette.staticfiles import StaticFiles
 
 from bass import api
 from bass.config import Config
-from bass.ingest import receiver
+from bass.ingest import otlp_proto, receiver
+from bass.ingest.forward import Destination, Forwarder
 from bass.orchestrator import Orchestrator
 from bass.store.db import Database
 from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, templates
@@ -42,6 +43,7 @@ class Settings:
     lease_seconds: float = 60.0
     reap_interval: float = 5.0
     max_body: int = receiver.DEFAULT_MAX_BODY
+    forward: list[Destination] = field(default_factory=list)
 
 
 def local_url(settings: Settings) -> str:
@@ -58,6 +60,13 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.db)
+        warning = otlp_proto.check_backend()
+        if warning:
+            log.warning(warning)
+        forwarders: dict[str, list[Forwarder]] = {"traces": [], "logs": []}
+        for destination in settings.forward:
+            forwarders[destination.kind].append(Forwarder(destination))
+            log.info("forwarding %s to %s", destination.kind, destination.url)
         orchestrator = Orchestrator(
             db,
             settings.config,
@@ -89,6 +98,9 @@ def create_app(settings: Settings) -> Starlette:
                 "worker_keys": worker_keys,
                 "templates": templates(),
                 "max_body": settings.max_body,
+                "forwarders": forwarders,
+                "ingest_stats": receiver.IngestStats(),
+                "decode_slots": receiver.decode_slots(),
             }
         finally:
             reaper.cancel()
@@ -96,6 +108,8 @@ def create_app(settings: Settings) -> Starlette:
             if worker_thread is not None:
                 await asyncio.to_thread(worker_thread.join, 30)
                 await orchestrator.abandon(local_name, "cancelled: bass serve stopped")
+            for forwarder in forwarders["traces"] + forwarders["logs"]:
+                await asyncio.to_thread(forwarder.close)
             db.close()
 
     routes = [

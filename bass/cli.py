@@ -79,6 +79,29 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="largest OTLP request accepted, after decompression (default %(default)s)",
     )
     p.add_argument(
+        "--forward-traces",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="also send received spans, as OTLP/protobuf, to this URL (Tempo: "
+        "http://HOST:4318/v1/traces); repeatable",
+    )
+    p.add_argument(
+        "--forward-logs",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="also send received log records, as OTLP/protobuf, to this URL (Loki: "
+        "http://HOST:3100/otlp/v1/logs); repeatable",
+    )
+    p.add_argument(
+        "--forward-header",
+        metavar="'NAME: VALUE'",
+        action="append",
+        default=[],
+        help="header sent with every forwarded request (e.g. 'X-Scope-OrgID: team'); repeatable",
+    )
+    p.add_argument(
         "--get",
         metavar="PATH",
         default=None,
@@ -166,9 +189,17 @@ def _tags(value: str) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from bass.ingest.forward import Destination, Forwarder, parse_headers
+
     try:
         config = config_files.load(args.pipelines_file, args.env_file, args.worker_keys_file)
-    except config_files.ConfigError as e:
+        headers = parse_headers(args.forward_header)
+        forward = [Destination("traces", url, headers) for url in args.forward_traces] + [
+            Destination("logs", url, headers) for url in args.forward_logs
+        ]
+        for destination in forward:
+            Forwarder.check_url(destination.url)
+    except (config_files.ConfigError, ValueError) as e:
         print(f"bass serve: {e}", file=sys.stderr)
         return 2
     settings = Settings(
@@ -183,6 +214,7 @@ def serve(args: argparse.Namespace) -> int:
         logs_endpoint=args.logs_endpoint,
         lease_seconds=args.lease_seconds,
         max_body=int(args.max_body_mb * (1 << 20)),
+        forward=forward,
     )
     log.info(
         "%d pipeline(s) from %s: %s",

@@ -7,9 +7,12 @@ or nothing) and `Database.read` hands it a read-only connection of the calling t
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,8 +27,15 @@ def _dict_factory(cursor: sqlite3.Cursor, row: tuple) -> dict[str, Any]:
     return {col[0]: value for col, value in zip(cursor.description, row, strict=True)}
 
 
+class Busy(Exception):
+    """Too many writes are waiting: the caller should ask its client to retry later."""
+
+
 class Database:
     """One SQLite file in WAL mode, migrated when opened."""
+
+    MAX_PENDING = 256  # queued group-commit writes before `submit` refuses
+    MAX_BATCH = 64  # writes committed together at most
 
     def __init__(self, path: str | Path):
         self.path = Path(path).resolve()
@@ -34,8 +44,14 @@ class Database:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._writer = self._connect(readonly=False)
+        # Only takes effect on a new file: lets retention give space back.
+        self._writer.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._writer.execute("PRAGMA journal_mode=WAL")
         schema.migrate(self._writer)
+        self._pending: queue.Queue[tuple[Future, Callable[..., Any], tuple] | None] = queue.Queue()
+        self._pending_count = 0
+        self._count_lock = threading.Lock()
+        self._batcher: threading.Thread | None = None
 
     def _connect(self, readonly: bool) -> sqlite3.Connection:
         if readonly:
@@ -63,6 +79,71 @@ class Database:
             conn.execute("COMMIT")
             return result
 
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Queue fn(conn, ...) for a group commit: writes queued together share one
+        transaction (one fsync), each inside its own savepoint, so each is still all or
+        nothing; the future resolves once its write is committed. Raises Busy when
+        MAX_PENDING writes are already waiting."""
+        with self._count_lock:  # not the write lock: this runs on the event loop
+            if self._batcher is None:
+                self._batcher = threading.Thread(
+                    target=self._commit_batches, name="bass-db-writer", daemon=True
+                )
+                self._batcher.start()
+            if self._pending_count >= self.MAX_PENDING:
+                raise Busy(f"{self._pending_count} writes waiting")
+            self._pending_count += 1
+        future: Future[T] = Future()
+        self._pending.put((future, fn, args))
+        return future
+
+    async def asubmit(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.wrap_future(self.submit(fn, *args))
+
+    def _commit_batches(self) -> None:
+        while True:
+            first = self._pending.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self.MAX_BATCH:
+                try:
+                    item = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._pending.put(None)  # stop after this batch
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: list[tuple[Future, Callable[..., Any], tuple]]) -> None:
+        outcomes: list[tuple[Future, Any, BaseException | None]] = []
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for future, fn, args in batch:
+                    conn.execute("SAVEPOINT one_write")
+                    try:
+                        outcomes.append((future, fn(conn, *args), None))
+                    except Exception as e:
+                        conn.execute("ROLLBACK TO one_write")
+                        outcomes.append((future, None, e))
+                    conn.execute("RELEASE one_write")
+                conn.execute("COMMIT")
+            except BaseException as e:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                outcomes = [(future, None, e) for future, _, _ in batch]
+        with self._count_lock:
+            self._pending_count -= len(batch)
+        for future, result, error in outcomes:
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
     def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, ...) on this thread's read-only connection, in one snapshot."""
         conn = getattr(self._local, "conn", None)
@@ -82,6 +163,10 @@ class Database:
         return await to_thread.run_sync(lambda: self.read(fn, *args, **kwargs))
 
     def close(self) -> None:
+        if self._batcher is not None:
+            self._pending.put(None)
+            self._batcher.join()
+            self._batcher = None
         for conn in self._readers:
             conn.close()
         self._readers.clear()

@@ -267,10 +267,6 @@ def _protobuf_trace_request() -> bytes:
     return _pb_field(1, 2, resource_spans)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN.md: the receiver takes application/x-protobuf too; only JSON is decoded",
-)
 def test_protobuf_traces_are_accepted(app: App) -> None:
     response = app.client.post(
         "/v1/traces",

@@ -1,0 +1,207 @@
+"""OTLP/protobuf decoding into the same store rows as otlp_json, and protobuf answers.
+
+Message classes come from `opentelemetry-proto`; with protobuf's upb backend parsing is
+done in C. `check_backend()` says at start whether that fast backend is in use.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+from google.protobuf.internal import api_implementation
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from bass.ingest.otlp_json import Decoded, OTLPDecodeError, derive_status
+
+
+def check_backend() -> str | None:
+    """None when protobuf parses in C (upb), else a warning to log."""
+    backend = api_implementation.Type()
+    if backend == "upb":
+        return None
+    return f"protobuf uses its {backend!r} backend: OTLP/protobuf ingest will be slow"
+
+
+def _id(value: bytes, size: int) -> str | None:
+    """Lowercase hex of a `size`-byte id; '' when empty, None when invalid."""
+    if not value:
+        return ""
+    if len(value) != size or not any(value):
+        return None
+    return value.hex()
+
+
+def any_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return [any_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return attributes(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()  # as OTLP/JSON carries bytes
+    return getattr(value, kind)
+
+
+def attributes(items: Any) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in items}
+
+
+def _parse(message: Any, body: bytes) -> Any:
+    try:
+        return message.FromString(body)
+    except (DecodeError, ValueError) as e:
+        raise OTLPDecodeError(
+            f"body is not a valid {message.DESCRIPTOR.name}: {e or 'truncated or malformed'}"
+        ) from None
+
+
+def decode_traces(body: bytes) -> Decoded:
+    """Decode an ExportTraceServiceRequest in protobuf into span rows."""
+    request = _parse(ExportTraceServiceRequest, body)
+    out = Decoded()
+    for r, resource_spans in enumerate(request.resource_spans):
+        resource = attributes(resource_spans.resource.attributes)
+        service = resource.get("service.name")
+        service = service if isinstance(service, str) else ""
+        resource_json = json.dumps(resource, ensure_ascii=False)
+        for s, scope_spans in enumerate(resource_spans.scope_spans):
+            scope = f"{scope_spans.scope.name} {scope_spans.scope.version}".strip()
+            for i, span in enumerate(scope_spans.spans):
+                trace_id = _id(span.trace_id, 16)
+                span_id = _id(span.span_id, 8)
+                parent = _id(span.parent_span_id, 8)
+                if not trace_id or not span_id or parent is None:
+                    out.reject(
+                        f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]: "
+                        "invalid traceId, spanId or parentSpanId"
+                    )
+                    continue
+                attrs = attributes(span.attributes)
+                events = [
+                    {
+                        "time_ns": e.time_unix_nano,
+                        "name": e.name,
+                        "attributes": attributes(e.attributes),
+                    }
+                    for e in span.events
+                ]
+                links = [
+                    {
+                        "trace_id": _id(link.trace_id, 16) or "",
+                        "span_id": _id(link.span_id, 8) or "",
+                        "attributes": attributes(link.attributes),
+                    }
+                    for link in span.links
+                ]
+                end_ns = span.end_time_unix_nano
+                code = span.status.code
+                out.spans.append(
+                    {
+                        "trace_id": trace_id,
+                        "span_id": span_id,
+                        "parent_span_id": parent,
+                        "name": span.name,
+                        "kind": span.kind,
+                        "start_ns": span.start_time_unix_nano,
+                        "end_ns": end_ns,
+                        "status_code": code,
+                        "status_message": span.status.message,
+                        "bass_status": derive_status(attrs.get("bass.status"), end_ns, code),
+                        "attributes": json.dumps(attrs, ensure_ascii=False),
+                        "events": json.dumps(events, ensure_ascii=False),
+                        "links": json.dumps(links, ensure_ascii=False),
+                        "service_name": service,
+                        "resource": resource_json,
+                        "scope": scope,
+                    }
+                )
+    return out
+
+
+def decode_logs(body: bytes) -> Decoded:
+    """Decode an ExportLogsServiceRequest in protobuf into log rows."""
+    request = _parse(ExportLogsServiceRequest, body)
+    out = Decoded()
+    now_ns = time.time_ns()
+    append = out.logs.append
+    for r, resource_logs in enumerate(request.resource_logs):
+        service = attributes(resource_logs.resource.attributes).get("service.name")
+        service = service if isinstance(service, str) else ""
+        for s, scope_logs in enumerate(resource_logs.scope_logs):
+            for i, record in enumerate(scope_logs.log_records):
+                trace_id = _id(record.trace_id, 16)
+                span_id = _id(record.span_id, 8)
+                if trace_id is None or span_id is None:
+                    out.reject(
+                        f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}]: "
+                        "invalid traceId or spanId"
+                    )
+                    continue
+                body_value = record.body
+                if body_value.WhichOneof("value") == "string_value":
+                    text = body_value.string_value
+                else:
+                    value = any_value(body_value)
+                    text = "" if value is None else json.dumps(value, ensure_ascii=False)
+                attrs = attributes(record.attributes) if record.attributes else None
+                append(
+                    (
+                        trace_id,
+                        span_id,
+                        record.time_unix_nano or record.observed_time_unix_nano or now_ns,
+                        record.severity_number,
+                        record.severity_text,
+                        text,
+                        json.dumps(attrs, ensure_ascii=False) if attrs else "{}",
+                        service,
+                    )
+                )
+    return out
+
+
+def traces_response(decoded: Decoded) -> bytes:
+    response = ExportTraceServiceResponse()
+    if decoded.rejected:
+        response.partial_success.rejected_spans = decoded.rejected
+        response.partial_success.error_message = "; ".join(decoded.errors)
+    return response.SerializeToString()
+
+
+def logs_response(decoded: Decoded) -> bytes:
+    response = ExportLogsServiceResponse()
+    if decoded.rejected:
+        response.partial_success.rejected_log_records = decoded.rejected
+        response.partial_success.error_message = "; ".join(decoded.errors)
+    return response.SerializeToString()
+
+
+def status(code: int, message: str) -> bytes:
+    """A google.rpc.Status message (code = 1, message = 2), encoded by hand: two fields
+    do not justify a dependency on googleapis-common-protos."""
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
