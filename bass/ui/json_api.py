@@ -81,7 +81,34 @@ async def build_logs(request: Request) -> Response:
     return JSONResponse({"logs": records})
 
 
+async def trace(request: Request) -> Response:
+    """Any trace the receiver stored, bass build or not: its spans as a tree."""
+    trace_id = request.path_params["trace_id"].lower()
+    spans = await request.state.db.aread(telemetry.spans_of, trace_id)
+    if not spans:
+        return _not_found(f"trace {trace_id}")
+    return JSONResponse({"trace_id": trace_id, "spans": steps.span_tree(spans)})
+
+
+async def trace_logs(request: Request) -> Response:
+    try:
+        limit = _int_param(request, "limit", 1000, 10000)
+        after = _int_param(request, "after", 0, 2**62)
+    except ValueError as e:
+        return JSONResponse({"error": str(e)}, status_code=400)
+    records = await request.state.db.aread(
+        telemetry.logs_of,
+        request.path_params["trace_id"].lower(),
+        span_id=request.query_params.get("span"),
+        after_id=after,
+        limit=limit,
+    )
+    return JSONResponse({"logs": records})
+
+
 routes = [
+    Route("/api/traces/{trace_id}", trace, methods=["GET"]),
+    Route("/api/traces/{trace_id}/logs", trace_logs, methods=["GET"]),
     Route("/api/jobs/{job_id:int}", job, methods=["GET"]),
     Route("/api/pipelines/{name}/builds", builds, methods=["GET"]),
     Route("/api/pipelines/{name}/builds/{number:int}", build, methods=["GET"]),
