@@ -229,14 +229,21 @@ class _AttributeSets(dict):
         return encoded
 
 
-def _resource(block: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def resource_json(attrs: dict[str, Any]) -> str:
+    """A resource's attributes as the store keeps them: canonical JSON, so one resource
+    is one row however its exporter ordered the attributes."""
+    return json.dumps(attrs, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+def _resource(block: dict[str, Any]) -> tuple[str, str]:
+    """(canonical resource JSON, service.name) of a resourceSpans/resourceLogs block."""
     resource = _object(block.get("resource"), "resource")
     try:
         attrs = attributes(resource.get("attributes"))
     except OTLPDecodeError as e:
         raise e.within("resource.attributes") from None
     service = attrs.get("service.name")
-    return attrs, service if type(service) is str else ""
+    return resource_json(attrs), service if type(service) is str else ""
 
 
 def _scope(block: dict[str, Any]) -> str:
@@ -265,7 +272,6 @@ def decode_traces(body: bytes) -> Decoded:
         try:
             rblock = _object(rblock)
             resource, service = _resource(rblock)
-            resource_json = json.dumps(resource, ensure_ascii=False)
             for s, sblock in enumerate(_list(rblock, "scopeSpans", "scope_spans")):
                 try:
                     sblock = _object(sblock)
@@ -280,7 +286,7 @@ def decode_traces(body: bytes) -> Decoded:
                                        "invalid traceId, spanId or parentSpanId")  # fmt: skip
                             continue
                         row["service_name"] = service
-                        row["resource"] = resource_json
+                        row["resource"] = resource
                         row["scope"] = scope
                         out.spans.append(row)
                 except OTLPDecodeError as e:
@@ -361,13 +367,13 @@ def decode_logs(body: bytes) -> Decoded:
     for r, rblock in enumerate(_list(payload, "resourceLogs", "resource_logs")):
         try:
             rblock = _object(rblock)
-            _, service = _resource(rblock)
+            resource, _ = _resource(rblock)
             for s, sblock in enumerate(_list(rblock, "scopeLogs", "scope_logs")):
                 try:
                     sblock = _object(sblock)
                     for i, rec in enumerate(_list(sblock, "logRecords", "log_records")):
                         try:
-                            row = _log(rec, service, now_ns, ids, attribute_sets)
+                            row = _log(rec, resource, now_ns, ids, attribute_sets)
                         except OTLPDecodeError as e:
                             raise e.within(f"logRecords[{i}]") from None
                         if row is None:
@@ -383,7 +389,7 @@ def decode_logs(body: bytes) -> Decoded:
 
 
 def _log(
-    rec: Any, service: str, now_ns: int, ids: _Ids, attribute_sets: _AttributeSets
+    rec: Any, resource: str, now_ns: int, ids: _Ids, attribute_sets: _AttributeSets
 ) -> tuple | None:
     if type(rec) is not dict:
         raise OTLPDecodeError("expected an object")
@@ -419,7 +425,7 @@ def _log(
         severity_text if type(severity_text) is str else "",
         text,
         attrs_json,
-        service,
+        resource,
     )
 
 

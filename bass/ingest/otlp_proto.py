@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from bass.ingest.otlp_json import Decoded, OTLPDecodeError, derive_status
+from bass.ingest.otlp_json import Decoded, OTLPDecodeError, derive_status, resource_json
 
 
 def check_backend() -> str | None:
@@ -76,7 +76,7 @@ def decode_traces(body: bytes) -> Decoded:
         resource = attributes(resource_spans.resource.attributes)
         service = resource.get("service.name")
         service = service if isinstance(service, str) else ""
-        resource_json = json.dumps(resource, ensure_ascii=False)
+        resource_text = resource_json(resource)
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope = f"{scope_spans.scope.name} {scope_spans.scope.version}".strip()
             for i, span in enumerate(scope_spans.spans):
@@ -124,7 +124,7 @@ def decode_traces(body: bytes) -> Decoded:
                         "events": json.dumps(events, ensure_ascii=False),
                         "links": json.dumps(links, ensure_ascii=False),
                         "service_name": service,
-                        "resource": resource_json,
+                        "resource": resource_text,
                         "scope": scope,
                     }
                 )
@@ -138,8 +138,7 @@ def decode_logs(body: bytes) -> Decoded:
     now_ns = time.time_ns()
     append = out.logs.append
     for r, resource_logs in enumerate(request.resource_logs):
-        service = attributes(resource_logs.resource.attributes).get("service.name")
-        service = service if isinstance(service, str) else ""
+        resource = resource_json(attributes(resource_logs.resource.attributes))
         for s, scope_logs in enumerate(resource_logs.scope_logs):
             for i, record in enumerate(scope_logs.log_records):
                 trace_id = _id(record.trace_id, 16)
@@ -166,7 +165,7 @@ def decode_logs(body: bytes) -> Decoded:
                         record.severity_text,
                         text,
                         json.dumps(attrs, ensure_ascii=False) if attrs else "{}",
-                        service,
+                        resource,
                     )
                 )
     return out

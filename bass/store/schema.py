@@ -72,6 +72,46 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX logs_trace ON logs (trace_id, span_id, id);
         """,
     ),
+    (
+        "0002_resources_search_retention",
+        """
+        -- One row per distinct resource (canonical JSON of its attributes) instead of a
+        -- copy on every span and log record.
+        CREATE TABLE resources (
+            id INTEGER PRIMARY KEY,
+            attributes TEXT NOT NULL UNIQUE,
+            service_name TEXT NOT NULL DEFAULT ''
+        );
+        INSERT OR IGNORE INTO resources (attributes, service_name)
+            SELECT DISTINCT resource, service_name FROM spans;
+        INSERT OR IGNORE INTO resources (attributes, service_name)
+            SELECT DISTINCT json_object('service.name', service_name), service_name FROM logs;
+        ALTER TABLE spans ADD COLUMN resource_id INTEGER NOT NULL DEFAULT 0;
+        UPDATE spans SET resource_id = (SELECT id FROM resources r WHERE r.attributes = resource);
+        ALTER TABLE spans DROP COLUMN resource;
+        ALTER TABLE logs ADD COLUMN resource_id INTEGER NOT NULL DEFAULT 0;
+        UPDATE logs SET resource_id = (
+            SELECT id FROM resources r
+            WHERE r.attributes = json_object('service.name', logs.service_name));
+        ALTER TABLE logs DROP COLUMN service_name;
+
+        -- A build's logs in arrival order, and severity filters within a build.
+        CREATE INDEX logs_trace_id ON logs (trace_id, id);
+
+        -- Full-text search over log bodies. trace_id is indexed too, so a search within
+        -- one build intersects two term lists instead of filtering every match.
+        -- Rows are added by telemetry.insert_logs and removed by retention, not by
+        -- triggers: a per-row trigger made every insert three times slower.
+        CREATE VIRTUAL TABLE logs_fts USING fts5 (
+            body, trace_id, content = 'logs', content_rowid = 'id'
+        );
+        INSERT INTO logs_fts (logs_fts) VALUES ('rebuild');
+
+        -- Retention walks finished builds oldest first, and traces by age.
+        CREATE INDEX jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+        CREATE INDEX spans_start ON spans (start_ns) WHERE parent_span_id = '';
+        """,
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+# A decoded span: a dict with these keys plus "resource" (canonical JSON).
 SPAN_COLUMNS = (
     "trace_id",
     "span_id",
@@ -22,9 +23,10 @@ SPAN_COLUMNS = (
     "attributes",
     "events",
     "links",
-    "resource",
+    "resource_id",
     "scope",
 )
+# A decoded log record: a tuple in this order (the resource as canonical JSON).
 LOG_COLUMNS = (
     "trace_id",
     "span_id",
@@ -33,7 +35,7 @@ LOG_COLUMNS = (
     "severity_text",
     "body",
     "attributes",
-    "service_name",
+    "resource",
 )
 
 _UPSERT_SPAN = f"""
@@ -43,23 +45,54 @@ ON CONFLICT (trace_id, span_id) DO UPDATE SET
   {", ".join(f"{c} = excluded.{c}" for c in SPAN_COLUMNS[2:])}
 WHERE excluded.end_ns != 0 OR spans.end_ns = 0
 """
-_INSERT_LOG = f"""
-INSERT INTO logs ({", ".join(LOG_COLUMNS)}) VALUES ({", ".join("?" for _ in LOG_COLUMNS)})
+_INSERT_LOG = """
+INSERT INTO logs (id, trace_id, span_id, time_ns, severity_number, severity_text, body,
+                  attributes, resource_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+_INDEX_LOG = "INSERT INTO logs_fts (rowid, trace_id, body) VALUES (?, ?, ?)"
 
 
-def insert_spans(conn: sqlite3.Connection, spans: Iterable[dict[str, Any]]) -> None:
+def resource_ids(conn: sqlite3.Connection, resources: Iterable[str]) -> dict[str, int]:
+    """The row id of each resource (canonical attribute JSON), adding new ones."""
+    ids = {}
+    for attributes in set(resources):
+        conn.execute(
+            """
+            INSERT OR IGNORE INTO resources (attributes, service_name)
+            VALUES (:a, COALESCE(json_extract(:a, '$."service.name"'), ''))
+            """,
+            {"a": attributes},
+        )
+        ids[attributes] = conn.execute(
+            "SELECT id FROM resources WHERE attributes = ?", (attributes,)
+        ).fetchone()["id"]
+    return ids
+
+
+def insert_spans(conn: sqlite3.Connection, spans: list[dict[str, Any]]) -> None:
     """Upsert spans on (trace id, span id).
 
     A span exported at start (end 0, running) and again at end is one row; a re-sent
     batch changes nothing; a late start export never turns an ended span back to running.
     """
+    ids = resource_ids(conn, (span["resource"] for span in spans))
+    for span in spans:
+        span["resource_id"] = ids[span["resource"]]
     conn.executemany(_UPSERT_SPAN, spans)
 
 
-def insert_logs(conn: sqlite3.Connection, records: Iterable[tuple]) -> None:
-    """Append log records, each a tuple in LOG_COLUMNS order."""
-    conn.executemany(_INSERT_LOG, records)
+def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
+    """Append log records (tuples in LOG_COLUMNS order) and index their bodies for
+    search. Ids are given here (one more than the largest, as SQLite would) so the
+    search index gets the same ids without reading them back."""
+    if not records:
+        return
+    resources = resource_ids(conn, (record[7] for record in records))
+    first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM logs").fetchone()["id"]
+    rows = [(first + n, *record[:7], resources[record[7]]) for n, record in enumerate(records)]
+    conn.executemany(_INSERT_LOG, rows)
+    conn.executemany(_INDEX_LOG, ((row[0], row[1], row[6]) for row in rows))
 
 
 def close_open_spans(conn: sqlite3.Connection, trace_id: str, *, end_ns: int, status: str) -> int:
@@ -82,11 +115,16 @@ def close_open_spans(conn: sqlite3.Connection, trace_id: str, *, end_ns: int, st
 def spans_of(conn: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
     """Every span of a trace, oldest first, attributes decoded."""
     rows = conn.execute(
-        "SELECT * FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
+        """
+        SELECT spans.*, resources.attributes AS resource FROM spans
+        LEFT JOIN resources ON resources.id = spans.resource_id
+        WHERE trace_id = ? ORDER BY start_ns, span_id
+        """,
+        (trace_id,),
     ).fetchall()
     for row in rows:
         for column in ("attributes", "events", "links", "resource"):
-            row[column] = json.loads(row[column])
+            row[column] = json.loads(row[column] or "{}")
     return rows
 
 
@@ -105,32 +143,94 @@ def spans_of_traces(conn: sqlite3.Connection, trace_ids: list[str]) -> list[dict
     ).fetchall()
 
 
+def fts_query(text: str, *, trace_id: str | None = None) -> str:
+    """An FTS5 query where every word of `text` must appear in the body (a word ending
+    in * matches as a prefix), optionally within one trace. User text never reaches
+    FTS5's query syntax unquoted."""
+    terms = []
+    for word in text.split():
+        prefix = word.endswith("*") and len(word) > 1
+        word = word.rstrip("*") if prefix else word
+        terms.append('body:"' + word.replace('"', '""') + '"' + ("*" if prefix else ""))
+    if trace_id:
+        terms.append('trace_id:"' + trace_id.replace('"', "") + '"')
+    return " AND ".join(terms)
+
+
 def logs_of(
     conn: sqlite3.Connection,
     trace_id: str,
     *,
     span_id: str | None = None,
     after_id: int = 0,
+    before_id: int | None = None,
     limit: int = 1000,
     tail: bool = False,
+    min_severity: int = 0,
+    search: str = "",
 ) -> list[dict[str, Any]]:
-    """Log records of a trace (or of one span), in arrival order.
+    """Log records of a trace (or of one span), in arrival order (by id).
 
-    `after_id` pages forwards; `tail=True` returns the last `limit` records instead.
+    Pages forwards from `after_id`, or backwards from `before_id` (`tail=True`: from the
+    end); `min_severity` and `search` (every word, full-text) filter.
     """
-    where = "trace_id = :trace_id AND id > :after_id"
+    where = ["trace_id = :trace_id", "id > :after_id"]
+    params: dict[str, Any] = {"trace_id": trace_id, "after_id": after_id, "limit": limit}
     if span_id is not None:
-        where += " AND span_id = :span_id"
-    params = {"trace_id": trace_id, "span_id": span_id, "after_id": after_id, "limit": limit}
-    if tail:
-        rows = conn.execute(
-            f"SELECT * FROM logs WHERE {where} ORDER BY id DESC LIMIT :limit", params
-        ).fetchall()
+        where.append("span_id = :span_id")
+        params["span_id"] = span_id
+    if before_id is not None:
+        where.append("id < :before_id")
+        params["before_id"] = before_id
+    if min_severity:
+        where.append("severity_number >= :severity")
+        params["severity"] = min_severity
+    if search.strip():
+        where.append("id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match)")
+        params["match"] = fts_query(search, trace_id=trace_id)
+    backwards = tail or before_id is not None
+    rows = conn.execute(
+        f"SELECT * FROM logs WHERE {' AND '.join(where)} "
+        f"ORDER BY id {'DESC' if backwards else 'ASC'} LIMIT :limit",
+        params,
+    ).fetchall()
+    if backwards:
         rows.reverse()
-    else:
-        rows = conn.execute(
-            f"SELECT * FROM logs WHERE {where} ORDER BY id LIMIT :limit", params
-        ).fetchall()
+    for row in rows:
+        row["attributes"] = json.loads(row["attributes"])
+    return rows
+
+
+def search_logs(
+    conn: sqlite3.Connection,
+    text: str,
+    *,
+    pipeline: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Log records matching every word of `text` across builds, newest first, each with
+    the pipeline and build number it belongs to (None for a trace that is no build)."""
+    if not text.strip():
+        return []
+    params: dict[str, Any] = {"match": fts_query(text), "limit": limit}
+    where = ["logs_fts MATCH :match"]
+    if pipeline:
+        where.append("jobs.pipeline = :pipeline")
+        params["pipeline"] = pipeline
+    if before_id is not None:
+        where.append("logs_fts.rowid < :before_id")
+        params["before_id"] = before_id
+    rows = conn.execute(
+        f"""
+        SELECT logs.*, jobs.pipeline, jobs.number FROM logs_fts
+        JOIN logs ON logs.id = logs_fts.rowid
+        LEFT JOIN jobs ON jobs.trace_id = logs.trace_id
+        WHERE {" AND ".join(where)}
+        ORDER BY logs_fts.rowid DESC LIMIT :limit
+        """,
+        params,
+    ).fetchall()
     for row in rows:
         row["attributes"] = json.loads(row["attributes"])
     return rows

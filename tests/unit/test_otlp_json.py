@@ -81,7 +81,7 @@ def test_logs_example() -> None:
         "severity_number": 10,
         "severity_text": "Information",
         "body": "Example log record",
-        "service_name": "my.service",
+        "resource": '{"service.name":"my.service"}',
     }
 
 
@@ -488,7 +488,7 @@ def test_log_fields_snake_case_and_context() -> None:
         "severity_text": "WARNING",
         "body": "careful",
         "attributes": '{"n": 3}',
-        "service_name": "s",
+        "resource": '{"service.name":"s"}',
     }
 
 
