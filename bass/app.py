@@ -18,13 +18,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bass import api
+from bass import api, retention
 from bass.config import Config
 from bass.ingest import otlp_proto, receiver
 from bass.ingest.forward import Destination, Forwarder
 from bass.orchestrator import Orchestrator
 from bass.store.db import Database
-from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, templates
+from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, search, templates
 
 log = logging.getLogger("bass.serve")
 
@@ -44,6 +44,9 @@ class Settings:
     reap_interval: float = 5.0
     max_body: int = receiver.DEFAULT_MAX_BODY
     forward: list[Destination] = field(default_factory=list)
+    retention_days: float | None = None
+    keep_builds: int | None = None
+    prune_interval: float = 600.0
 
 
 def local_url(settings: Settings) -> str:
@@ -83,6 +86,20 @@ def create_app(settings: Settings) -> Starlette:
             worker_keys.append(local_key)
             worker_thread = _start_local_worker(settings, local_key, local_name, stop)
         reaper = asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))
+        policy = retention.Policy(
+            days=settings.retention_days,
+            keep_builds=settings.keep_builds,
+            per_pipeline={
+                name: p["keep-builds"]
+                for name, p in settings.config.pipelines.items()
+                if p.get("keep-builds")
+            },
+        )
+        pruner = None
+        if policy.active:
+            pruner = asyncio.create_task(
+                retention.prune_forever(db, policy, settings.prune_interval)
+            )
 
         def begin_shutdown() -> None:
             # Called from a signal handler, before connections drain: long-polls end
@@ -104,6 +121,8 @@ def create_app(settings: Settings) -> Starlette:
             }
         finally:
             reaper.cancel()
+            if pruner is not None:
+                pruner.cancel()
             stop.set()
             if worker_thread is not None:
                 await asyncio.to_thread(worker_thread.join, 30)
@@ -119,6 +138,7 @@ def create_app(settings: Settings) -> Starlette:
         *pipelines.routes,
         *builds.routes,
         *json_api.routes,
+        *search.routes,
         Route("/healthz", _healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]

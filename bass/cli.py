@@ -79,6 +79,20 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="largest OTLP request accepted, after decompression (default %(default)s)",
     )
     p.add_argument(
+        "--retention-days",
+        type=float,
+        default=None,
+        help="prune ended builds (with their spans and logs), and other traces, older "
+        "than this (default: keep everything)",
+    )
+    p.add_argument(
+        "--keep-builds",
+        type=int,
+        default=None,
+        help="keep only the newest N ended builds of each pipeline (a pipeline's "
+        "keep-builds field overrides it)",
+    )
+    p.add_argument(
         "--forward-traces",
         metavar="URL",
         action="append",
@@ -215,6 +229,8 @@ def serve(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         max_body=int(args.max_body_mb * (1 << 20)),
         forward=forward,
+        retention_days=args.retention_days,
+        keep_builds=args.keep_builds,
     )
     log.info(
         "%d pipeline(s) from %s: %s",

@@ -28,6 +28,7 @@ KNOWN_FIELDS = {
     "notifications",
     "timeout",
     "description",
+    "keep-builds",
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
@@ -112,6 +113,9 @@ def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
             raise fail("tag-pattern", f"invalid regular expression: {e}") from None
     if pipeline.get("timeout") is not None:
         pipeline["timeout"] = _seconds(pipeline["timeout"], fail, "timeout")
+    keep = pipeline.get("keep-builds")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise fail("keep-builds", "must be a whole number of builds, at least 1")
     poll = pipeline.get("poll")
     if poll is not None:
         if not isinstance(poll, dict) or "interval" not in poll:

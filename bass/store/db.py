@@ -162,6 +162,21 @@ class Database:
     async def aread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await to_thread.run_sync(lambda: self.read(fn, *args, **kwargs))
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the file and truncate it."""
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def size(self) -> int:
+        """Bytes on disk: the database file and its write-ahead log."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += (self.path.parent / (self.path.name + suffix)).stat().st_size
+            except FileNotFoundError:
+                pass
+        return total
+
     def close(self) -> None:
         if self._batcher is not None:
             self._pending.put(None)

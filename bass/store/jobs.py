@@ -160,6 +160,12 @@ def request_cancel(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | No
     return _decode(row)
 
 
+def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    """How many builds are in each state."""
+    rows = conn.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+    return {r["state"]: r["n"] for r in rows}
+
+
 def get(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
     return _decode(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 

@@ -60,25 +60,39 @@ async def build(request: Request) -> Response:
     return JSONResponse({"build": _public(found), "spans": steps.span_tree(spans)})
 
 
-async def build_logs(request: Request) -> Response:
-    name, number = request.path_params["name"], request.path_params["number"]
+def log_query(request: Request) -> dict[str, Any]:
+    """The paging and filter parameters of a logs request, checked (ValueError)."""
+    before = request.query_params.get("before")
+    if before is not None and not before.isdigit():
+        raise ValueError("before must be a non-negative integer")
+    return {
+        "span_id": request.query_params.get("span") or None,
+        "after_id": _int_param(request, "after", 0, 2**62),
+        "before_id": int(before) if before is not None else None,
+        "limit": _int_param(request, "limit", 1000, 10000),
+        "tail": request.query_params.get("tail") in ("1", "true"),
+        "min_severity": _int_param(request, "severity", 0, 24),
+        "search": request.query_params.get("q", "")[:500],
+    }
+
+
+async def _logs(request: Request, trace_id: str) -> Response:
     try:
-        limit = _int_param(request, "limit", 1000, 10000)
-        after = _int_param(request, "after", 0, 2**62)
+        query = log_query(request)
     except ValueError as e:
         return JSONResponse({"error": str(e)}, status_code=400)
+    records = await request.state.db.aread(telemetry.logs_of, trace_id, **query)
+    return JSONResponse({"logs": records})
+
+
+async def build_logs(request: Request) -> Response:
+    """A build's logs (or a step's, ?span=ID): ?after=ID pages forwards, ?before=ID or
+    ?tail=1 backwards; ?severity=N keeps N and above; ?q=words searches."""
+    name, number = request.path_params["name"], request.path_params["number"]
     found = await request.state.db.aread(jobs.by_number, name, number)
     if found is None:
         return _not_found(f"build {name} #{number}")
-    records = await request.state.db.aread(
-        telemetry.logs_of,
-        found["trace_id"],
-        span_id=request.query_params.get("span"),
-        after_id=after,
-        limit=limit,
-        tail=request.query_params.get("tail") in ("1", "true"),
-    )
-    return JSONResponse({"logs": records})
+    return await _logs(request, found["trace_id"])
 
 
 async def trace(request: Request) -> Response:
@@ -91,22 +105,51 @@ async def trace(request: Request) -> Response:
 
 
 async def trace_logs(request: Request) -> Response:
+    return await _logs(request, request.path_params["trace_id"].lower())
+
+
+async def search(request: Request) -> Response:
+    """Log records matching every word of ?q= across builds, newest first
+    (?pipeline=NAME to narrow, ?before=ID to page)."""
+    text = request.query_params.get("q", "")[:500]
+    if not text.strip():
+        return JSONResponse({"error": "q: say what to search for"}, status_code=400)
     try:
-        limit = _int_param(request, "limit", 1000, 10000)
-        after = _int_param(request, "after", 0, 2**62)
+        limit = _int_param(request, "limit", 50, 500)
+        before = request.query_params.get("before")
+        if before is not None and not before.isdigit():
+            raise ValueError("before must be a non-negative integer")
     except ValueError as e:
         return JSONResponse({"error": str(e)}, status_code=400)
     records = await request.state.db.aread(
-        telemetry.logs_of,
-        request.path_params["trace_id"].lower(),
-        span_id=request.query_params.get("span"),
-        after_id=after,
+        telemetry.search_logs,
+        text,
+        pipeline=request.query_params.get("pipeline") or None,
+        before_id=int(before) if before is not None else None,
         limit=limit,
     )
     return JSONResponse({"logs": records})
 
 
+async def status(request: Request) -> Response:
+    """What the server has received, forwarded and queued since it started."""
+    return JSONResponse(await server_status(request))
+
+
+async def server_status(request: Request) -> dict[str, Any]:
+    state = request.state
+    counts = await state.db.aread(jobs.state_counts)
+    return {
+        "builds": counts,
+        "ingest": state.ingest_stats.as_dict(),
+        "forwarding": [f.status() for kind in state.forwarders.values() for f in kind],
+        "store": {"path": str(state.db.path), "bytes": state.db.size()},
+    }
+
+
 routes = [
+    Route("/api/status", status, methods=["GET"]),
+    Route("/api/search", search, methods=["GET"]),
     Route("/api/traces/{trace_id}", trace, methods=["GET"]),
     Route("/api/traces/{trace_id}/logs", trace_logs, methods=["GET"]),
     Route("/api/jobs/{job_id:int}", job, methods=["GET"]),

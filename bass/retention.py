@@ -1,0 +1,75 @@
+"""Retention: prune ended builds past `--retention-days` or beyond `--keep-builds`
+(per pipeline, `keep-builds` in the pipelines file overrides), with their spans and
+logs, then give the space back. Deletes run in small transactions between ingest's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bass.store import retention
+from bass.store.db import Database
+
+log = logging.getLogger("bass.retention")
+
+
+@dataclass
+class Policy:
+    days: float | None = None
+    keep_builds: int | None = None
+    per_pipeline: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.days is not None or self.keep_builds is not None or bool(self.per_pipeline)
+
+
+async def prune_once(
+    db: Database, policy: Policy, clock: Callable[[], float] = time.time
+) -> dict[str, int]:
+    """One pass; returns how many builds and other traces were removed."""
+    cutoff = clock() - policy.days * 86400 if policy.days is not None else None
+    removed = {"builds": 0, "traces": 0, "log records": 0}
+    while True:
+        builds = await db.aread(
+            retention.expired_builds,
+            finished_before=cutoff,
+            keep=policy.per_pipeline,
+            keep_default=policy.keep_builds,
+        )
+        strays = []
+        if cutoff is not None:
+            strays = await db.aread(retention.stray_traces, started_before_ns=int(cutoff * 1e9))
+        if not builds and not strays:
+            break
+        for trace_id in [b["trace_id"] for b in builds] + strays:
+            while deleted := await db.awrite(retention.delete_logs_chunk, trace_id):
+                removed["log records"] += deleted
+            await db.awrite(retention.delete_trace_rest, trace_id)
+        removed["builds"] += len(builds)
+        removed["traces"] += len(strays)
+    if removed["builds"] or removed["traces"]:
+        await reclaim(db)
+        log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in removed.items()))
+    return removed
+
+
+async def reclaim(db: Database) -> None:
+    """Give free pages back to the file system, a slice at a time."""
+    if await db.aread(retention.auto_vacuum_mode) != 2:  # only a file created by bass
+        return
+    while await db.aread(retention.free_pages) > 0:
+        await db.awrite(retention.incremental_vacuum)
+    await asyncio.to_thread(db.checkpoint)
+
+
+async def prune_forever(db: Database, policy: Policy, interval: float) -> None:
+    while True:
+        try:
+            await prune_once(db, policy)
+        except Exception:
+            log.exception("pruning failed")
+        await asyncio.sleep(interval)

@@ -1,0 +1,89 @@
+"""Pruning old builds with their spans and logs, in small transactions, and giving
+the space back to the file system."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+CHUNK = 2000  # rows deleted per transaction: ingest waits at most one chunk
+
+
+def expired_builds(
+    conn: sqlite3.Connection,
+    *,
+    finished_before: float | None,
+    keep: dict[str, int],
+    keep_default: int | None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Ended builds to prune: finished before `finished_before`, or older than the
+    newest `keep[pipeline]` (else `keep_default`) builds of their pipeline. Queued and
+    running builds are never pruned."""
+    rows = conn.execute(
+        """
+        SELECT id, pipeline, number, trace_id, finished_at,
+               ROW_NUMBER() OVER (PARTITION BY pipeline ORDER BY number DESC) AS age
+        FROM jobs WHERE finished_at IS NOT NULL AND state NOT IN ('queued', 'running')
+        """
+    ).fetchall()
+    out = []
+    for row in rows:
+        keep_n = keep.get(row["pipeline"], keep_default)
+        too_old = finished_before is not None and row["finished_at"] < finished_before
+        too_many = keep_n is not None and row["age"] > keep_n
+        if too_old or too_many:
+            out.append(row)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def stray_traces(
+    conn: sqlite3.Connection, *, started_before_ns: int, limit: int = 100
+) -> list[str]:
+    """Traces that are no build (other services' telemetry) whose root started before."""
+    rows = conn.execute(
+        """
+        SELECT DISTINCT trace_id FROM spans
+        WHERE parent_span_id = '' AND start_ns < ?
+          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.trace_id = spans.trace_id)
+        LIMIT ?
+        """,
+        (started_before_ns, limit),
+    ).fetchall()
+    return [r["trace_id"] for r in rows]
+
+
+def delete_logs_chunk(conn: sqlite3.Connection, trace_id: str) -> int:
+    """Delete up to CHUNK log records of a trace (and their search entries)."""
+    rows = conn.execute(
+        "SELECT id, body, trace_id FROM logs WHERE trace_id = ? LIMIT ?", (trace_id, CHUNK)
+    ).fetchall()
+    if not rows:
+        return 0
+    conn.executemany(
+        "INSERT INTO logs_fts (logs_fts, rowid, body, trace_id) VALUES ('delete', ?, ?, ?)",
+        ((r["id"], r["body"], r["trace_id"]) for r in rows),
+    )
+    conn.executemany("DELETE FROM logs WHERE id = ?", ((r["id"],) for r in rows))
+    return len(rows)
+
+
+def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
+    """Delete a trace's spans and its build row (after its logs are gone)."""
+    conn.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
+    conn.execute("DELETE FROM jobs WHERE trace_id = ?", (trace_id,))
+
+
+def free_pages(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA freelist_count").fetchone()["freelist_count"]
+
+
+def incremental_vacuum(conn: sqlite3.Connection, pages: int = 2048) -> None:
+    """Give up to `pages` free pages back to the file system (auto_vacuum=INCREMENTAL)."""
+    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+
+
+def auto_vacuum_mode(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA auto_vacuum").fetchone()["auto_vacuum"]
