@@ -27,7 +27,8 @@ from bass.ingest import otlp_json
 log = logging.getLogger("bass.forward")
 
 RETRYABLE = {429, 502, 503, 504}
-_ID_FIELDS = {"traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id"}
+_ID_SIZES = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8,
+             "parentSpanId": 8, "parent_span_id": 8}  # fmt: skip
 
 
 @dataclass
@@ -41,7 +42,9 @@ def parse_headers(values: list[str]) -> dict[str, str]:
     """`Name: value` or `Name=value` strings → a header dict; raises ValueError."""
     headers = {}
     for value in values:
-        name, sep, rest = value.partition(":") if ":" in value else value.partition("=")
+        # the first of the two separates: a header name has neither, a value may have both
+        first = min((i for i in (value.find(":"), value.find("=")) if i >= 0), default=-1)
+        name, sep, rest = value.partition(value[first]) if first >= 0 else (value, "", "")
         if not sep or not name.strip():
             raise ValueError(f"header {value!r}: expected 'Name: value'")
         headers[name.strip()] = rest.strip()
@@ -50,7 +53,9 @@ def parse_headers(values: list[str]) -> dict[str, str]:
 
 def json_to_protobuf(kind: str, body: bytes) -> bytes:
     """Re-encode an OTLP/JSON request as protobuf. OTLP/JSON carries ids as hex where
-    protobuf's JSON mapping expects base64, so the ids are converted first."""
+    protobuf's JSON mapping expects base64, so the ids are converted first; the spans and
+    log records the receiver refused for bad ids (partial success) are left out, not
+    sent on with ids made up from their text."""
     payload = otlp_json.parse_json(body)
     _hex_ids_to_base64(payload)
     message = ExportTraceServiceRequest() if kind == "traces" else ExportLogsServiceRequest()
@@ -58,19 +63,25 @@ def json_to_protobuf(kind: str, body: bytes) -> bytes:
     return message.SerializeToString()
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str) and value:
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError:
-                    pass  # not hex: left for the parser to refuse
+def _hex_ids_to_base64(node: Any) -> bool:
+    """Convert the hex ids in `node` to base64, in place, leaving out of every list the
+    items whose own ids are bad; False when `node`'s own ids are bad."""
+    if isinstance(node, list):
+        node[:] = [item for item in node if _hex_ids_to_base64(item)]
+        return True
+    if not isinstance(node, dict):
+        return True
+    ok = True
+    for key, value in node.items():
+        if key in _ID_SIZES:
+            hex_value = otlp_json.hex_id(value, _ID_SIZES[key])
+            if hex_value is None:  # not hex, the wrong size, or all zeros
+                ok = False
             else:
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
+                node[key] = base64.b64encode(bytes.fromhex(hex_value)).decode()
+        else:
+            _hex_ids_to_base64(value)
+    return ok
 
 
 class Forwarder:

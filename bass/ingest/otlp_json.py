@@ -68,6 +68,19 @@ def derive_status(bass_status: Any, end_ns: int, code: int) -> str:
     return "running" if end_ns == 0 else ("failed" if code == 2 else "ok")
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def storable_double(value: float) -> float | str:
+    """A double as the store keeps it: NaN and the infinities as the strings OTLP/JSON
+    uses for them ("NaN", "Infinity", "-Infinity"), since JSON has no such numbers."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
 def hex_id(value: Any, size: int) -> str | None:
     """A lowercase hex id of `size` bytes, '' when absent, None when invalid."""
     if value is None or value == "":
@@ -150,7 +163,10 @@ def any_value(value: Any) -> Any:
                 raise OTLPDecodeError("expected a string", "stringValue")
             return inner
         if key == "intValue" or key == "int_value":
-            return _int(inner, "intValue")
+            number = _int(inner, "intValue")
+            # OTLP ints are 64-bit; a larger one (the JS SDK sends big whole doubles as
+            # intValue) is kept as the double it was.
+            return number if INT64_MIN <= number <= INT64_MAX else float(number)
         if key == "boolValue" or key == "bool_value":
             if type(inner) is not bool:
                 raise OTLPDecodeError("expected a boolean", "boolValue")
@@ -158,12 +174,12 @@ def any_value(value: Any) -> Any:
         if key == "doubleValue" or key == "double_value":
             if type(inner) is str:  # NaN, Infinity and friends travel as strings
                 try:
-                    return float(inner)
+                    return storable_double(float(inner))
                 except ValueError:
                     raise OTLPDecodeError("not a number", "doubleValue") from None
             if type(inner) not in (int, float):
                 raise OTLPDecodeError("expected a number", "doubleValue")
-            return float(inner)
+            return storable_double(float(inner))
         if key == "arrayValue" or key == "array_value":
             values = _list(_object(inner, "arrayValue"), "values", "values")
             out = []
@@ -403,7 +419,7 @@ def _log(
             value = any_value(body)
         except OTLPDecodeError as e:
             raise e.within("body") from None
-        text = value if type(value) is str else _text(value)
+        text = value if type(value) is str else body_text(value)
     try:
         _, attrs_json = attribute_sets.encode(rec.get("attributes"))
     except OTLPDecodeError as e:
@@ -443,5 +459,5 @@ def _severity(value: Any) -> int:
     return _int(value, "severityNumber")
 
 
-def _text(value: Any) -> str:
+def body_text(value: Any) -> str:
     return "" if value is None else json.dumps(value, ensure_ascii=False)

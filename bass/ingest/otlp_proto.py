@@ -22,7 +22,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from bass.ingest.otlp_json import Decoded, OTLPDecodeError, derive_status, resource_json
+from bass.ingest.otlp_json import (
+    Decoded,
+    OTLPDecodeError,
+    body_text,
+    derive_status,
+    resource_json,
+    storable_double,
+)
 
 
 def check_backend() -> str | None:
@@ -52,6 +59,8 @@ def any_value(value: Any) -> Any:
         return attributes(value.kvlist_value.values)
     if kind == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()  # as OTLP/JSON carries bytes
+    if kind == "double_value":
+        return storable_double(value.double_value)
     return getattr(value, kind)
 
 
@@ -154,7 +163,7 @@ def decode_logs(body: bytes) -> Decoded:
                     text = body_value.string_value
                 else:
                     value = any_value(body_value)
-                    text = "" if value is None else json.dumps(value, ensure_ascii=False)
+                    text = value if isinstance(value, str) else body_text(value)
                 attrs = attributes(record.attributes) if record.attributes else None
                 append(
                     (

@@ -82,7 +82,11 @@ def free_pages(conn: sqlite3.Connection) -> int:
 
 def incremental_vacuum(conn: sqlite3.Connection, pages: int = 2048) -> None:
     """Give up to `pages` free pages back to the file system (auto_vacuum=INCREMENTAL)."""
-    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+    # The pragma frees one page per step of its statement, and Python's sqlite3 steps a
+    # statement without result columns once: `incremental_vacuum(N)` frees one page
+    # however large N is. So it runs once per page, all in the caller's transaction.
+    for _ in range(min(int(pages), free_pages(conn))):
+        conn.execute("PRAGMA incremental_vacuum(1)")
 
 
 def auto_vacuum_mode(conn: sqlite3.Connection) -> int:

@@ -148,7 +148,12 @@ def fts_query(text: str, *, trace_id: str | None = None) -> str:
     in * matches as a prefix), optionally within one trace. User text never reaches
     FTS5's query syntax unquoted."""
     terms = []
-    for word in text.split():
+    # FTS5 ends a query at a NUL ("unterminated string"); and a word without letters or
+    # digits ("-", "*", '"') becomes an empty phrase that matches no line at all, so it
+    # is left out unless there is nothing else to search for.
+    words = [word.replace("\x00", "") for word in text.split()]
+    words = [word for word in words if any(c.isalnum() for c in word)] or words
+    for word in words:
         prefix = word.endswith("*") and len(word) > 1
         word = word.rstrip("*") if prefix else word
         terms.append('body:"' + word.replace('"', '""') + '"' + ("*" if prefix else ""))

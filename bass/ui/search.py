@@ -18,7 +18,7 @@ async def search(request: Request) -> Response:
     text = request.query_params.get("q", "")[:500].strip()
     pipeline = request.query_params.get("pipeline") or None
     number = request.query_params.get("number")
-    build_number = int(number) if number and number.isdigit() else None
+    build_number = int(number) if number and number.isascii() and number.isdigit() else None
 
     def load(conn):
         if not text:
