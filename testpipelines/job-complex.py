@@ -3,6 +3,7 @@
 
 Run from this directory: python3 job-complex.py   (expected: ok, exit 0)
 """
+
 import os
 
 from bass import assert_pipeline, build

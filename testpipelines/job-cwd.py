@@ -4,6 +4,7 @@ may not leave --root, the directory the build started in).
 
 Run from this directory: python3 job-cwd.py   (expected: ok, exit 0)
 """
+
 from bass import assert_pipeline, build
 
 pipeline = {

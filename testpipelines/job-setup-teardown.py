@@ -6,6 +6,7 @@ skipped (earlier step failed) and the teardown still removes the scratch directo
 
 Run from this directory: python3 job-setup-teardown.py   (expected: failed, exit 1)
 """
+
 from bass import assert_pipeline, build
 
 pipeline = {

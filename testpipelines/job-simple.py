@@ -3,6 +3,7 @@
 
 Run from this directory: python3 job-simple.py   (expected: ok, exit 0)
 """
+
 from bass import assert_pipeline, build
 
 pipeline = {
