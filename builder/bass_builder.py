@@ -132,6 +132,10 @@ import time
 from collections import deque
 from json.encoder import encode_basestring_ascii as _json_str
 
+# A character JSON must escape (or that encode_basestring_ascii would): control
+# characters but the newline that separates lines, quote, backslash, non-ASCII.
+_NEEDS_ESCAPE = re.compile('[\x00-\x09\x0b-\x1f"\\\\\x7f-\U0010ffff]')
+
 # Annotations are never evaluated (PEP 563): typing, dataclasses and the like are not
 # imported at run time, they would slow down every build's start.
 TYPE_CHECKING = False
@@ -184,7 +188,7 @@ LINGER_SECONDS = 0.2  # a queued record waits at most this long for a fuller bat
 BACKOFF_FIRST, BACKOFF_MAX = 0.1, 5.0
 FLUSH_SECONDS = 10.0  # at exit, give up after this long without delivering anything
 FLUSH_SECONDS_UNREACHED = 1.0  # ... or this long when nothing ever listened
-STALL_SECONDS = 5.0  # a full queue blocks a step this long at most, then records drop
+SPOOL_BYTES = 1 << 30  # past the memory queue, records wait in a temporary file up to this
 HTTP_TIMEOUT = 10.0
 _RETRYABLE = frozenset({429, 502, 503, 504})
 
@@ -670,12 +674,50 @@ class _Endpoint:
             self._sock = None
 
 
+class _Spool:
+    """Records that did not fit in the memory queue, in order, in an unlinked temporary
+    file: a step printing faster than the endpoint takes its output never waits, and
+    nothing is lost while the endpoint catches up (or comes back)."""
+
+    def __init__(self) -> None:
+        import tempfile  # only when a build outruns its endpoint
+
+        self._file = tempfile.TemporaryFile()
+        self._write_at = self._read_at = 0
+        self.records = 0
+        self.bytes = 0
+
+    def append(self, kind: str, count: int, text: str) -> None:
+        data = text.encode()
+        self._file.seek(self._write_at)
+        self._file.write(f"{kind[0]}{count} {len(data)}\n".encode() + data)
+        self._write_at = self._file.tell()
+        self.records += count
+        self.bytes += len(data)
+
+    def pop(self) -> tuple[str, int, str]:
+        self._file.seek(self._read_at)
+        header = self._file.readline().decode()
+        count, size = map(int, header[1:].split())
+        text = self._file.read(size).decode()
+        self._read_at = self._file.tell()
+        self.records -= count
+        self.bytes -= size
+        return ("spans" if header[0] == "s" else "log records"), count, text
+
+    def __len__(self) -> int:
+        return self.records
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _Telemetry:
     """The one background exporter: bounded queues of spans and log records, batched POSTs.
 
-    Producers (step threads) never wait on the network: when the queue is full they wait
-    a little only while the endpoint is healthy and draining, otherwise records drop and
-    are counted. Spans go before log records. Order is kept within each kind.
+    Producers (step threads) never wait on the network: what does not fit in the memory
+    queue goes to a spool file (up to SPOOL_BYTES), and only past that are records
+    dropped and counted. Spans go before log records. Order is kept within each kind.
     """
 
     def __init__(
@@ -706,11 +748,11 @@ class _Telemetry:
         )
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
-        self._space = threading.Condition(self._lock)
         self._spans: deque[str] = deque()
         self._logs: deque[tuple[int, str]] = deque()
         self._queued = 0  # records queued or in flight
         self._queued_bytes = 0
+        self._spool: _Spool | None = None  # newer records than the memory queue's
         self._closing = False
         self._close_started = 0.0
         self._closed = threading.Event()
@@ -742,20 +784,50 @@ class _Telemetry:
             if self._closing and not self._thread.is_alive():
                 self._drop_locked(kind, count, "written after the exporter stopped")
                 return
-            while self._queued + count > QUEUE_RECORDS or self._queued_bytes + size > QUEUE_BYTES:
-                stalled = time.monotonic() - self._progress_at > STALL_SECONDS
-                if not self._healthy or stalled or self._queued == 0:
-                    if self._queued == 0:  # larger than the whole queue: send it anyway
-                        break
-                    self._drop_locked(kind, count, f"queue full ({self._why_unhealthy()})")
-                    return
-                self._space.wait(0.5)
+            full = self._queued + count > QUEUE_RECORDS or self._queued_bytes + size > QUEUE_BYTES
+            if self._spool is not None or (full and self._queued):
+                self._spill_locked(kind, count, item if kind == "spans" else item[1], size)
+                return
             was_empty = self._queued == 0
             queue.append(item)
             self._queued += count
             self._queued_bytes += size
             if was_empty or self._queued >= LOG_BATCH_RECORDS or self._queued_bytes >= BATCH_BYTES:
                 self._work.notify()
+
+    def _spill_locked(self, kind: str, count: int, text: str, size: int) -> None:
+        try:
+            if self._spool is None:
+                self._spool = _Spool()
+            if self._spool.bytes + size > SPOOL_BYTES:
+                self._drop_locked(kind, count, f"spool full ({self._why_unhealthy()})")
+                return
+            self._spool.append(kind, count, text)
+        except OSError as e:
+            self._drop_locked(kind, count, f"queue full, spool failed: {e}")
+            return
+        self._work.notify()
+
+    def _refill_locked(self) -> None:
+        """Move spooled records back into the memory queue as it empties, in order."""
+        spool = self._spool
+        if spool is None:
+            return
+        while (
+            len(spool)
+            and self._queued < QUEUE_RECORDS // 2
+            and self._queued_bytes < QUEUE_BYTES // 2
+        ):
+            kind, count, text = spool.pop()
+            if kind == "spans":
+                self._spans.append(text)
+            else:
+                self._logs.append((count, text))
+            self._queued += count
+            self._queued_bytes += len(text)
+        if not len(spool):
+            spool.close()
+            self._spool = None
 
     def _why_unhealthy(self) -> str:
         if self._last_error is not None and not self._healthy:
@@ -786,14 +858,21 @@ class _Telemetry:
         if self._logs:
             self._drop_locked("log records", sum(count for count, _ in self._logs), reason)
             self._logs.clear()
+        while self._spool is not None and len(self._spool):
+            kind, count, _ = self._spool.pop()
+            self._drop_locked(kind, count, reason)
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
         self._queued = self._queued_bytes = 0
-        self._space.notify_all()
 
     def _export_loop(self) -> None:
         while True:
             with self._lock:
+                self._refill_locked()
                 while not self._queued and not self._closing:
                     self._work.wait()
+                    self._refill_locked()
                 if not self._queued:
                     return
                 full = (
@@ -836,7 +915,6 @@ class _Telemetry:
             with self._lock:
                 self._queued -= count
                 self._queued_bytes -= size
-                self._space.notify_all()
 
     def _post_with_retries(self, endpoint: _Endpoint, body: bytes, count: int, kind: str) -> None:
         backoff = BACKOFF_FIRST
@@ -850,7 +928,6 @@ class _Telemetry:
                     self._healthy = True
                     self._delivered_any = True
                     self._progress_at = time.monotonic()
-                    self._space.notify_all()
                 if isinstance(answer, bytes) and b"rejected" in answer:
                     self._count_rejected(answer, kind)
                 return
@@ -873,7 +950,6 @@ class _Telemetry:
             with self._lock:
                 self._healthy = False
                 self._last_error = error
-                self._space.notify_all()
             delay = _retry_after_seconds(retry_after)
             if delay is None:
                 delay, backoff = backoff, min(backoff * 2, BACKOFF_MAX)
@@ -911,7 +987,6 @@ class _Telemetry:
             self._closing = True
             self._close_started = time.monotonic()
             self._work.notify_all()
-            self._space.notify_all()
         self._closed.set()
         while self._thread.is_alive():
             self._thread.join(0.5)
@@ -1029,7 +1104,7 @@ class _LogStream:
             complete = text[: cut - 1]
             if self._mask is not None:
                 complete = self._mask(complete)
-            self._emit(complete.split("\n"))
+            self._emit(complete.split("\n"), _NEEDS_ESCAPE.search(complete) is None)
         else:
             self._pending = text
         if len(self._pending) > MAX_LINE:
@@ -1051,7 +1126,10 @@ class _LogStream:
         if rest:
             self.feed_text(rest + "\n")
 
-    def _emit(self, lines: list[str]) -> None:
+    def _emit(self, lines: list[str], plain: bool = False) -> None:
+        """Queue lines as log records. `plain`: no line needs JSON escaping (printable
+        ASCII without quote or backslash, as most build output is), so the records are
+        assembled with one join instead of escaping every line."""
         if lines[-1].endswith("\r"):  # CRLF line ends; a lone \r inside a line stays
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         if max(map(len, lines)) > MAX_LINE:
@@ -1064,7 +1142,7 @@ class _LogStream:
         if telemetry is None:
             return
         now = str(time.time_ns())
-        head = self._prefix + now + '","observedTimeUnixNano":"' + now + '","body":{"stringValue":'
+        head = self._prefix + now + '","body":{"stringValue":'
         glue = "}}," + head
         n, i = len(lines), 0
         overhead = len(glue) + 2
@@ -1073,7 +1151,11 @@ class _LogStream:
             while j - i > 1 and sum(map(len, lines[i:j])) + (j - i) * overhead > BATCH_BYTES:
                 j = i + (j - i) // 2
             chunk = lines[i:j]
-            telemetry.add_logs(len(chunk), head + glue.join(map(_json_str, chunk)) + "}}")
+            if plain:
+                text = head + '"' + ('"' + glue + '"').join(chunk) + '"}}'
+            else:
+                text = head + glue.join(map(_json_str, chunk)) + "}}"
+            telemetry.add_logs(len(chunk), text)
             i = j
 
 

@@ -18,7 +18,9 @@ async def search(request: Request) -> Response:
     text = request.query_params.get("q", "")[:500].strip()
     pipeline = request.query_params.get("pipeline") or None
     number = request.query_params.get("number")
-    build_number = int(number) if number and number.isascii() and number.isdigit() else None
+    build_number = None
+    if number and number.isascii() and number.isdigit():
+        build_number = min(int(number), 2**62)  # past 64 bits SQLite overflows
 
     def load(conn):
         if not text:

@@ -49,6 +49,8 @@ class Receiver:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.failures: deque[tuple[int, str | None]] = deque()
         self.lock = threading.Lock()
+        self.gate = threading.Event()  # cleared: requests wait (a slow endpoint)
+        self.gate.set()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -57,6 +59,7 @@ class Receiver:
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.gate.wait(60)
                 with receiver.lock:
                     failure = receiver.failures.popleft() if receiver.failures else None
                     if failure is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 
-from builder_testing import BUILDER_FILE, PYTHON
+from builder_testing import BUILDER_FILE, PYTHON, wait_for
 
 
 def test_spans_are_exported_live_at_start_and_again_at_end(builder, receiver):
@@ -86,7 +87,7 @@ def test_stdout_and_stderr_records(builder, receiver):
     for r in records:
         by_stream.setdefault(r["attrs"]["log.iostream"], []).append(r)
         assert r["traceId"] == result.trace_id
-        assert int(r["timeUnixNano"]) > 0 and int(r["observedTimeUnixNano"]) > 0
+        assert int(r["timeUnixNano"]) > 0  # observedTimeUnixNano is the receiver's to set
     assert [r["body"]["stringValue"] for r in by_stream["stdout"]] == [
         "out",
         "\x1b[31mred\x1b[0m",
@@ -271,3 +272,29 @@ print(status, third, "socket" in sys.modules)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok [] True"
     assert len(builder.receiver.bodies("q")) == 5  # 300000 characters in 64 KiB pieces
+
+
+def test_a_step_outrunning_a_slow_endpoint_never_waits_and_loses_nothing(
+    builder, receiver, tmp_path
+):
+    """Past the memory queue (QUEUE_RECORDS), records wait in a spool file: the step
+    goes on at full speed, and everything arrives once the endpoint catches up."""
+    lines = 250_000  # more than the 200,000 records the memory queue holds
+    marker = tmp_path / "next-step-ran"
+    printer = f"import sys; sys.stdout.write(''.join('%d\\n' % i for i in range({lines})))"
+    path = builder.write_json(
+        {"name": "p", "steps": [
+            {"name": "flood", "exec": [sys.executable, "-c", printer]},
+            {"name": "next", "exec": ["touch", str(marker)]},
+        ]}
+    )  # fmt: skip
+    receiver.gate.clear()  # the endpoint answers nothing for now
+    proc, _ = builder.start(["-m", "bass_builder", str(path)])
+    try:
+        assert wait_for(marker.exists, timeout=30), "the flood step waited on telemetry"
+    finally:
+        receiver.gate.set()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "dropped" not in stderr
+    assert receiver.bodies("flood") == [str(i) for i in range(lines)]

@@ -1,0 +1,394 @@
+"""Retention: pruning ended builds by age and by count, with their spans, logs and search
+entries, other services' traces by age, in small transactions, giving the space back.
+On a real SQLite file created by bass.store.db.Database, and through the app."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bass.ingest import otlp_json
+from bass.retention import Policy, prune_once
+from bass.store import jobs, retention, telemetry
+from bass.store.db import Database
+from tests.unit.conftest import App
+from tests.unit.helpers import span, wait_until
+from tests.unit.helpers_more import (
+    finish_build,
+    json_logs,
+    json_traces,
+    post_logs,
+    post_spans,
+    record,
+    start_build,
+    trace_of,
+)
+
+NOW = 1_750_000_000.0
+DAY = 86400.0
+ns = int
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "bass.db")
+    yield database
+    database.close()
+
+
+def prune(db: Database, policy: Policy, now: float = NOW) -> dict[str, int]:
+    return asyncio.run(prune_once(db, policy, clock=lambda: now))
+
+
+def store_spans(db: Database, *spans: dict[str, Any], service: str) -> None:
+    db.write(
+        telemetry.insert_spans, otlp_json.decode_traces(json_traces(*spans, service=service)).spans
+    )
+
+
+def store_logs(db: Database, trace_id: str, lines: list[str], *, service: str, at: float) -> None:
+    records = [record(trace_id, "c0ffee00c0ffee00", line, time_ns=ns(at * 1e9)) for line in lines]
+    decoded = otlp_json.decode_logs(json_logs(*records, service=service))
+    db.write(telemetry.insert_logs, decoded.logs)
+
+
+def add_build(
+    db: Database,
+    pipeline: str = "demo",
+    *,
+    finished: float | None = NOW - DAY,
+    state: str = "ok",
+    lines: list[str] | None = None,
+    queued: float | None = None,
+) -> dict[str, Any]:
+    """A build row with a root span, a step span and log lines, queued → running → state."""
+    queued = (finished if finished is not None else NOW) - 60 if queued is None else queued
+    trace, root = secrets.token_hex(16), secrets.token_hex(8)
+    job = db.write(jobs.enqueue, pipeline=pipeline, config={}, trigger="cli", trace_id=trace,
+                   root_span_id=root, now=queued)  # fmt: skip
+    if state != "queued":
+        claimed = db.write(jobs.claim, worker="w", tags=[], now=queued, lease_seconds=None)
+        assert claimed["id"] == job["id"]
+    if state not in ("queued", "running"):
+        assert finished is not None
+        assert db.write(jobs.finish, job["id"], state=state, now=finished) is not None
+    start = ns(queued * 1e9)
+    store_spans(
+        db,
+        span(trace, root, name="build", start=start, end=start + 10),
+        span(trace, "c0ffee00c0ffee00", parent=root, name="step", start=start, end=start + 5),
+        service=f"bass:pipeline:{pipeline}",
+    )
+    store_logs(db, trace, lines or [f"line of {pipeline} #{job['number']}"],
+               service=f"bass:pipeline:{pipeline}", at=queued)  # fmt: skip
+    return job
+
+
+def add_stray(db: Database, started: float, lines: list[str]) -> str:
+    """Another service's trace (no build), its root started at `started`."""
+    trace = secrets.token_hex(16)
+    start = ns(started * 1e9)
+    store_spans(db, span(trace, "5a5a5a5a5a5a5a5a", name="GET /", start=start, end=start + 1),
+                service="shop-frontend")  # fmt: skip
+    store_logs(db, trace, lines, service="shop-frontend", at=started)
+    return trace
+
+
+def q(db: Database, sql: str, *params: Any) -> list[dict[str, Any]]:
+    return db.read(lambda conn: conn.execute(sql, params).fetchall())
+
+
+def numbers(db: Database, pipeline: str = "demo") -> list[int]:
+    rows = q(db, "SELECT number FROM jobs WHERE pipeline = ? ORDER BY number", pipeline)
+    return [r["number"] for r in rows]
+
+
+def fts_count(db: Database, words: str) -> int:
+    return q(db, "SELECT COUNT(*) AS n FROM logs_fts WHERE logs_fts MATCH ?", words)[0]["n"]
+
+
+def check_fts(db: Database) -> None:
+    """FTS5's own integrity check, including against the logs table (rank 1): raises
+    sqlite3.DatabaseError when the index has entries of deleted rows or misses rows."""
+
+    def check(conn: Any) -> None:
+        conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
+        conn.execute("INSERT INTO logs_fts (logs_fts, rank) VALUES ('integrity-check', 1)")
+
+    db.write(check)
+
+
+def traces_with(db: Database, table: str, trace_id: str) -> int:
+    return q(db, f"SELECT COUNT(*) AS n FROM {table} WHERE trace_id = ?", trace_id)[0]["n"]
+
+
+# -- by age -----------------------------------------------------------------------------
+
+
+def test_old_builds_go_with_their_spans_logs_and_search_entries(db: Database) -> None:
+    old = add_build(db, finished=NOW - 10 * DAY, lines=["zebra crossing one", "zebra two"])
+    recent = add_build(db, finished=NOW - DAY, lines=["giraffe kept"])
+    assert fts_count(db, "zebra") == 2
+
+    removed = prune(db, Policy(days=7))
+
+    assert removed == {"builds": 1, "traces": 0, "log records": 2}
+    assert numbers(db) == [recent["number"]]
+    assert traces_with(db, "spans", old["trace_id"]) == 0
+    assert traces_with(db, "logs", old["trace_id"]) == 0
+    assert fts_count(db, "zebra") == 0  # the search no longer finds them
+    assert db.read(telemetry.search_logs, "zebra") == []
+    check_fts(db)
+    # what is recent stays whole
+    assert traces_with(db, "spans", recent["trace_id"]) == 2
+    assert [r["body"] for r in db.read(telemetry.search_logs, "giraffe")] == ["giraffe kept"]
+    assert prune(db, Policy(days=7)) == {"builds": 0, "traces": 0, "log records": 0}
+
+
+def test_the_cutoff_is_the_clock_minus_the_days(db: Database) -> None:
+    add_build(db, finished=NOW - 7 * DAY - 5)
+    add_build(db, finished=NOW - 7 * DAY + 5)
+    prune(db, Policy(days=7))
+    assert numbers(db) == [2]
+    prune(db, Policy(days=7), now=NOW + 10)
+    assert numbers(db) == []
+
+
+@pytest.mark.parametrize("state", ["ok", "failed", "timeout", "skipped", "cancelled", "error"])
+def test_every_final_state_is_pruned(db: Database, state: str) -> None:
+    add_build(db, finished=NOW - 30 * DAY, state=state)
+    prune(db, Policy(days=1))
+    assert numbers(db) == []
+
+
+def test_queued_and_running_builds_are_never_pruned(db: Database) -> None:
+    ended = add_build(db, finished=NOW - 90 * DAY)
+    running = add_build(db, state="running", finished=None, queued=NOW - 90 * DAY)
+    queued = add_build(db, state="queued", finished=None, queued=NOW - 90 * DAY)
+
+    prune(db, Policy(days=1, keep_builds=1))
+    prune(db, Policy(keep_builds=1, per_pipeline={"demo": 1}))
+
+    assert numbers(db) == [running["number"], queued["number"]]
+    for job in (running, queued):
+        assert traces_with(db, "spans", job["trace_id"]) == 2
+        assert traces_with(db, "logs", job["trace_id"]) == 1
+    assert traces_with(db, "spans", ended["trace_id"]) == 0
+
+
+def test_stray_traces_go_by_age(db: Database) -> None:
+    old = add_stray(db, NOW - 10 * DAY, ["okapi old request"])
+    recent = add_stray(db, NOW - DAY, ["okapi new request"])
+
+    assert prune(db, Policy(keep_builds=1)) == {"builds": 0, "traces": 0, "log records": 0}
+    assert traces_with(db, "spans", old) == 1  # no age limit, no stray pruned
+
+    removed = prune(db, Policy(days=7))
+
+    assert removed == {"builds": 0, "traces": 1, "log records": 1}
+    assert (traces_with(db, "spans", old), traces_with(db, "logs", old)) == (0, 0)
+    assert (traces_with(db, "spans", recent), traces_with(db, "logs", recent)) == (1, 1)
+    assert fts_count(db, "old") == 0 and fts_count(db, "okapi") == 1
+    check_fts(db)
+
+
+# -- by count ---------------------------------------------------------------------------
+
+
+def test_keep_builds_keeps_the_newest_per_pipeline(db: Database) -> None:
+    for pipeline, n in (("demo", 5), ("other", 3), ("third", 3)):
+        for k in range(n):
+            add_build(db, pipeline, finished=NOW - (10 - k) * 60, lines=[f"{pipeline} tapir {k}"])
+
+    removed = prune(db, Policy(keep_builds=2, per_pipeline={"demo": 4, "other": 1}))
+
+    assert numbers(db, "demo") == [2, 3, 4, 5]  # the pipeline's keep-builds, over the global
+    assert numbers(db, "other") == [3]  # ... whether smaller or larger
+    assert numbers(db, "third") == [2, 3]  # the global value
+    assert removed["builds"] == 1 + 2 + 1
+    assert sorted(r["body"] for r in db.read(telemetry.search_logs, "tapir")) == [
+        "demo tapir 1", "demo tapir 2", "demo tapir 3", "demo tapir 4",
+        "other tapir 2",
+        "third tapir 1", "third tapir 2",
+    ]  # fmt: skip
+    check_fts(db)
+
+
+def test_keep_builds_counts_ended_builds_only(db: Database) -> None:
+    add_build(db, finished=NOW - 300)  # 1
+    add_build(db, finished=NOW - 200)  # 2
+    add_build(db, state="running", finished=None)  # 3
+    prune(db, Policy(keep_builds=1))
+    assert numbers(db) == [2, 3]
+
+
+# -- space and chunks --------------------------------------------------------------------
+
+
+def test_space_goes_back_to_the_file_system(db: Database) -> None:
+    assert db.read(retention.auto_vacuum_mode) == 2  # INCREMENTAL, set on the new file
+    old = add_build(db, finished=NOW - 30 * DAY)
+    filler = "x" * 2000  # one long word: 2 KB in the table, little in the search index
+    for batch in range(25):  # 25 x 1000 x 2 KB = 50 MB
+        records = [
+            (old["trace_id"], "c0ffee00c0ffee00", n, 9, "INFO", f"w{batch}x{n} {filler}", "{}",
+             '{"service.name":"bass:pipeline:demo"}')
+            for n in range(1000)
+        ]  # fmt: skip
+        db.write(telemetry.insert_logs, records)
+    add_build(db, finished=NOW - DAY, lines=["small and recent"])
+    db.checkpoint()
+    full = db.size()
+    assert full > 50_000_000
+
+    removed = prune(db, Policy(days=7))
+
+    assert removed["log records"] == 25_001
+    assert db.read(retention.free_pages) == 0
+    assert db.size() < full / 10
+    assert traces_with(db, "logs", old["trace_id"]) == 0
+    assert [r["body"] for r in db.read(telemetry.search_logs, "recent")] == ["small and recent"]
+    check_fts(db)
+
+
+def test_one_vacuum_step_gives_back_many_pages(db: Database) -> None:
+    """Reclaiming is a few transactions of many pages each, not one per page."""
+    job = add_build(db, finished=NOW - 30 * DAY, lines=["y" * 3000 for _ in range(3000)])
+    while db.write(retention.delete_logs_chunk, job["trace_id"]):
+        pass
+    free = db.read(retention.free_pages)
+    assert free > 2500
+    db.write(retention.incremental_vacuum, 1000)
+    assert db.read(retention.free_pages) == free - 1000
+    db.write(retention.incremental_vacuum)
+    assert db.read(retention.free_pages) == max(0, free - 1000 - 2048)
+    db.write(retention.incremental_vacuum, 10**9)
+    assert db.read(retention.free_pages) == 0
+
+
+def test_logs_are_deleted_a_chunk_per_transaction(db: Database) -> None:
+    lines = [f"walrus {n}" for n in range(2 * retention.CHUNK + 7)]
+    job = add_build(db, finished=NOW - 30 * DAY, lines=lines)
+    other = add_build(db, finished=NOW - DAY, lines=["walrus elsewhere"])
+    done = [db.write(retention.delete_logs_chunk, job["trace_id"]) for _ in range(4)]
+    assert done == [retention.CHUNK, retention.CHUNK, 7, 0]
+    assert traces_with(db, "logs", job["trace_id"]) == 0
+    assert traces_with(db, "logs", other["trace_id"]) == 1
+    assert fts_count(db, "walrus") == 1
+    check_fts(db)
+
+
+class WatchedDatabase(Database):
+    """The real Database; after each chunk of deletions, one ingest request is written the
+    way the receiver writes it (group commit) and must commit before pruning goes on."""
+
+    def __init__(self, path: Path, trace_id: str):
+        super().__init__(path)
+        self.trace_id = trace_id
+        self.left_between_chunks: list[int] = []
+
+    def write(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        result = super().write(fn, *args, **kwargs)
+        if fn is retention.delete_logs_chunk and result:
+            left = self.read(lambda c: c.execute(
+                "SELECT COUNT(*) AS n FROM logs WHERE trace_id = ?", (self.trace_id,)
+            ).fetchone()["n"])  # fmt: skip
+            self.left_between_chunks.append(left)
+            records = [("", "", 1, 9, "INFO", f"ingested while {left} left", "{}", "{}")]
+            self.submit(telemetry.insert_logs, records).result(timeout=30)
+        return result
+
+
+def test_ingest_commits_between_the_chunks_of_a_large_build(tmp_path: Path) -> None:
+    path = tmp_path / "bass.db"
+    setup = Database(path)
+    big = add_build(setup, finished=NOW - 30 * DAY,
+                    lines=[f"narwhal {n}" for n in range(3 * retention.CHUNK + 1)])  # fmt: skip
+    setup.close()
+    db = WatchedDatabase(path, big["trace_id"])
+    try:
+        removed = prune(db, Policy(days=1))
+        assert removed["log records"] == 3 * retention.CHUNK + 1
+        total = 3 * retention.CHUNK + 1
+        assert db.left_between_chunks == [total - retention.CHUNK * k for k in (1, 2, 3)] + [0]
+        ingested = q(db, "SELECT body FROM logs ORDER BY id")
+        assert [r["body"] for r in ingested] == [
+            f"ingested while {n} left" for n in db.left_between_chunks
+        ]
+        check_fts(db)
+    finally:
+        db.close()
+
+
+# -- through the app --------------------------------------------------------------------
+
+
+def app_db(app: App) -> Database:
+    return app.client.app_state["db"]
+
+
+def gone(app: App, trace_id: str) -> bool:
+    return not app.rows(
+        "SELECT 1 FROM jobs WHERE trace_id = ?1 UNION ALL SELECT 1 FROM spans WHERE trace_id = ?1 "
+        "UNION ALL SELECT 1 FROM logs WHERE trace_id = ?1",
+        trace_id,
+    )
+
+
+def test_the_app_prunes_by_age(make_app: Any) -> None:
+    app = make_app(retention_days=7, prune_interval=0.2)
+    now_ns = time.time_ns()
+    old_stray, new_stray = secrets.token_hex(16), secrets.token_hex(16)
+    for trace, start in ((old_stray, now_ns - ns(30 * DAY * 1e9)), (new_stray, now_ns)):
+        post_logs(app, record(trace, "5a5a5a5a5a5a5a5a", f"quokka {trace}"), service="shop")
+        post_spans(app, span(trace, "5a5a5a5a5a5a5a5a", start=start, end=start + 1), service="shop")
+    old, recent = start_build(app), start_build(app)
+    for job in (old, recent):
+        post_logs(app, record(trace_of(job), "c0ffee00c0ffee00", f"quokka build {job['number']}"))
+    finish_build(app, recent)
+    app_db(app).write(jobs.finish, old["id"], state="ok", now=time.time() - 8 * DAY)
+
+    wait_until(lambda: gone(app, trace_of(old)) and gone(app, old_stray), what="pruning")
+
+    assert [j["number"] for j in app.rows("SELECT number FROM jobs")] == [recent["number"]]
+    response = app.client.get("/api/search", params={"q": "quokka"})
+    assert {r["body"] for r in response.json()["logs"]} == {"quokka build 2", f"quokka {new_stray}"}
+    assert app.rows("SELECT COUNT(*) AS n FROM logs_fts WHERE logs_fts MATCH 'quokka'") == [
+        {"n": 2}
+    ]
+    check_fts(app_db(app))
+
+
+def test_the_app_keeps_the_newest_builds(make_app: Any) -> None:
+    pipelines = {
+        "demo": {"repository": "https://example.com/d.git", "exec": ["./b"], "keep-builds": 1},
+        "other": {"repository": "https://example.com/o.git", "exec": ["./b"]},
+    }
+    app = make_app(pipelines, keep_builds=2, prune_interval=0.2)
+    made = []
+    for pipeline in ("demo", "other") * 3:
+        job = start_build(app, pipeline)
+        line = record(trace_of(job), "c0ffee00c0ffee00", f"ibex {pipeline} {job['number']}")
+        post_logs(app, line, service=f"bass:pipeline:{pipeline}")
+        finish_build(app, job)
+        made.append(job)
+    running = start_build(app, "demo")  # newest of all, and never pruned
+
+    def kept() -> list[tuple[str, int]]:
+        rows = app.rows("SELECT pipeline, number FROM jobs ORDER BY pipeline, number")
+        return [(r["pipeline"], r["number"]) for r in rows]
+
+    expected = [("demo", 3), ("demo", 4), ("other", 2), ("other", 3)]
+    wait_until(lambda: kept() == expected, what=f"pruning down to {expected}")
+    assert running["number"] == 4
+    bodies = sorted(r["body"] for r in app.rows("SELECT body FROM logs"))
+    assert bodies == ["ibex demo 3", "ibex other 2", "ibex other 3"]
+    response = app.client.get("/api/search", params={"q": "ibex"})
+    assert len(response.json()["logs"]) == 3
+    check_fts(app_db(app))
