@@ -166,8 +166,8 @@ async def _ingest(request: Request, kind: str) -> Response:
     for forwarder in state.forwarders.get(kind, ()):
         forwarder.offer(body, encoding, len(rows))
     if kind == "traces":
-        for span in decoded.spans:
-            if not span["parent_span_id"]:
+        for span in decoded.spans:  # a build's root span can start or end a build
+            if not span["parent_span_id"] and span["service_name"].startswith("bass:pipeline:"):
                 await state.orchestrator.root_span_seen(span)
     return _answer(kind, encoding, decoded)
 
