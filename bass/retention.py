@@ -33,6 +33,7 @@ async def prune_once(
     """One pass; returns how many builds and other traces were removed."""
     cutoff = clock() - policy.days * 86400 if policy.days is not None else None
     removed = {"builds": 0, "traces": 0, "log records": 0}
+    previous: set[str] = set()
     while True:
         builds = await db.aread(
             retention.expired_builds,
@@ -45,7 +46,12 @@ async def prune_once(
             strays = await db.aread(retention.stray_traces, started_before_ns=int(cutoff * 1e9))
         if not builds and not strays:
             break
-        for trace_id in [b["trace_id"] for b in builds] + strays:
+        traces = [b["trace_id"] for b in builds] + strays
+        if set(traces) == previous:  # nothing went away last time: do not spin
+            log.error("pruning made no progress on %d traces; stopping this pass", len(traces))
+            break
+        previous = set(traces)
+        for trace_id in traces:
             while deleted := await db.awrite(retention.delete_logs_chunk, trace_id):
                 removed["log records"] += deleted
             await db.awrite(retention.delete_trace_rest, trace_id)
