@@ -22,6 +22,7 @@ from bass import api, retention
 from bass.config import Config
 from bass.ingest import otlp_proto, receiver
 from bass.ingest.forward import Destination, Forwarder
+from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.store.db import Database
 from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, search, templates
@@ -47,6 +48,7 @@ class Settings:
     retention_days: float | None = None
     keep_builds: int | None = None
     prune_interval: float = 600.0
+    mailer: Mailer | None = None
 
 
 def local_url(settings: Settings) -> str:
@@ -77,6 +79,10 @@ def create_app(settings: Settings) -> Starlette:
             traces_endpoint=settings.traces_endpoint,
             logs_endpoint=settings.logs_endpoint,
         )
+        if settings.mailer is not None:
+            orchestrator.on_finished.append(settings.mailer.on_finished)
+        elif any(p.get("notifications") for p in settings.config.pipelines.values()):
+            log.warning("pipelines ask for e-mail notifications, but no --smtp-host is set")
         worker_keys = list(settings.config.worker_keys)
         stop = threading.Event()
         worker_thread = None

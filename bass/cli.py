@@ -116,6 +116,24 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="header sent with every forwarded request (e.g. 'X-Scope-OrgID: team'); repeatable",
     )
     p.add_argument(
+        "--smtp-host",
+        default=None,
+        help="SMTP server for the pipelines' e-mail notifications (default: none, no mail)",
+    )
+    p.add_argument("--smtp-port", type=int, default=25, help="SMTP port (default %(default)s)")
+    p.add_argument("--smtp-from", default="", help="sender address (default bass@THIS-HOST)")
+    p.add_argument("--smtp-starttls", action="store_true", help="upgrade with STARTTLS")
+    p.add_argument(
+        "--smtp-user",
+        default=None,
+        help="log in as this user; the password comes from BASS_SMTP_PASSWORD",
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="how people reach this server, for links in notifications (default http://HOST:PORT)",
+    )
+    p.add_argument(
         "--get",
         metavar="PATH",
         default=None,
@@ -232,6 +250,19 @@ def serve(args: argparse.Namespace) -> int:
         retention_days=args.retention_days,
         keep_builds=args.keep_builds,
     )
+    if args.smtp_host:
+        from bass.app import local_url
+        from bass.notify import Mailer
+
+        settings.mailer = Mailer(
+            host=args.smtp_host,
+            port=args.smtp_port,
+            sender=args.smtp_from,
+            starttls=args.smtp_starttls,
+            user=args.smtp_user,
+            password=os.environ.get("BASS_SMTP_PASSWORD"),
+            public_url=args.public_url or local_url(settings),
+        )
     log.info(
         "%d pipeline(s) from %s: %s",
         len(config.pipelines),
