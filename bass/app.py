@@ -24,6 +24,7 @@ from bass.ingest import otlp_proto, receiver
 from bass.ingest.forward import Destination, Forwarder
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
+from bass.poller import poll_forever
 from bass.store.db import Database
 from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, search, templates
 
@@ -101,6 +102,9 @@ def create_app(settings: Settings) -> Starlette:
                 if p.get("keep-builds")
             },
         )
+        poller = None
+        if any(p.get("poll") for p in settings.config.pipelines.values()):
+            poller = asyncio.create_task(poll_forever(orchestrator))
         pruner = None
         if policy.active:
             pruner = asyncio.create_task(
@@ -127,8 +131,9 @@ def create_app(settings: Settings) -> Starlette:
             }
         finally:
             reaper.cancel()
-            if pruner is not None:
-                pruner.cancel()
+            for task in (pruner, poller):
+                if task is not None:
+                    task.cancel()
             stop.set()
             if worker_thread is not None:
                 await asyncio.to_thread(worker_thread.join, 30)

@@ -112,6 +112,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX spans_start ON spans (start_ns) WHERE parent_span_id = '';
         """,
     ),
+    (
+        "0003_polls",
+        """
+        -- What the git poller last saw of each polled pipeline's ref.
+        CREATE TABLE polls (
+            pipeline TEXT PRIMARY KEY,
+            ref TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            checked_at REAL NOT NULL
+        );
+        """,
+    ),
 ]
 
 

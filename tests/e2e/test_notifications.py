@@ -79,7 +79,8 @@ def test_failure_and_success_mail_with_substitutions(repo, serve, worker, smtp):
     rcpt, success = by_subject["green #1 ok"]
     assert rcpt == ["a@example.com", "b@example.com"]
     assert success.get_content_type() == "text/plain"
-    assert "See https://ci.example.com/pipelines/green/1" in success.get_payload(decode=True).decode()
+    text = success.get_payload(decode=True).decode()
+    assert "See https://ci.example.com/pipelines/green/1" in text
 
 
 def test_a_dead_mail_server_never_affects_builds(repo, serve, worker):
