@@ -292,9 +292,24 @@ class Serve:
 @contextmanager
 def bass_serve(home: Path, start_timeout: float = 30) -> Iterator[Serve]:
     """A real `bass serve` in `home`: no pipelines, its own SQLite file, a free port."""
+    with bass_serve_on(home, start_timeout=start_timeout) as serve:
+        yield serve
+
+
+@contextmanager
+def bass_serve_on(
+    home: Path,
+    *,
+    db: Path | None = None,
+    pipelines: dict | None = None,
+    extra_args: Sequence[str] = (),
+    start_timeout: float = 30,
+) -> Iterator[Serve]:
+    """A real `bass serve` in `home` on a free port: `--db` (default home/bass.db), a
+    pipelines file holding `pipelines` (default none), `extra_args` appended."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / "orchestrator-pipelines.json").write_text("{}")
-    db = home / "bass.db"
+    (home / "orchestrator-pipelines.json").write_text(json.dumps(pipelines or {}))
+    db = home / "bass.db" if db is None else db
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(home / "serve.log", "ab")  # closed in the finally below
@@ -310,6 +325,7 @@ def bass_serve(home: Path, start_timeout: float = 30) -> Iterator[Serve]:
             str(db),
             "--log-level",
             "warning",
+            *extra_args,
         ],
         cwd=home,
         env=child_env(),
@@ -333,6 +349,68 @@ def bass_serve(home: Path, start_timeout: float = 30) -> Iterator[Serve]:
     finally:
         _stop(proc)
         log.close()
+
+
+def http_get(url: str, timeout: float = 10) -> bytes:
+    """The body of a GET (raises on an error answer)."""
+    return _http("GET", url, timeout)
+
+
+# -- processes: memory, CPU; percentiles; free-form tables ----------------------------------
+
+
+def proc_memory(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident set) of a process, in bytes, from /proc."""
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, value = line.split(":", 1)
+                out[name] = int(value.split()[0]) * 1024
+    return out
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (its threads included)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100) by linear interpolation between closest ranks."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def megabytes(value: float) -> str:
+    return f"{value / 1e6:.0f} MB" if value >= 1e7 else f"{value / 1e6:.1f} MB"
+
+
+def print_grid(
+    title: str, header: Sequence[str], rows: Sequence[Sequence[str]], notes: Sequence[str] = ()
+) -> None:
+    """A Markdown table with any columns (print_table has the fixed comparison ones)."""
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    print(f"## {title}\n")
+    print(line(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print(line(row))
+    if notes:
+        print()
+        for note in notes:
+            print(f"- {note}")
+    print(flush=True)
 
 
 def new_trace_ids() -> tuple[str, str]:
