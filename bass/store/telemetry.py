@@ -241,6 +241,27 @@ def search_logs(
     return rows
 
 
+def log_tail(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """The last `limit` log records of one span, oldest first: only what a page shows
+    of each line (id, severity, body)."""
+    rows = conn.execute(
+        "SELECT id, severity_number, body FROM logs WHERE trace_id = ? AND span_id = ? "
+        "ORDER BY id DESC LIMIT ?",
+        (trace_id, span_id, limit),
+    ).fetchall()
+    rows.reverse()
+    return rows
+
+
+def log_count(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:
+    """How many log records one span has."""
+    return conn.execute(
+        "SELECT COUNT(*) AS n FROM logs WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()["n"]
+
+
 def log_counts(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
     """How many log records each span of a trace has."""
     rows = conn.execute(

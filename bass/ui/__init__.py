@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -23,7 +24,19 @@ def templates() -> Jinja2Templates:
     t.env.globals["ACTIVE"] = ACTIVE
     t.env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
     t.env.filters["ago"] = _ago
+    t.env.filters["log_html"] = log_html
     return t
+
+
+def log_html(rows: list[dict[str, Any]]) -> Markup:
+    """Log lines as the `<pre>` of a log viewer shows them, each escaped and coloured by
+    severity. Rendered here, not by the template: a page can hold a thousand lines."""
+    return Markup(
+        "".join(
+            f'<span class="sev-{r["severity_number"] // 4}">{escape(r["body"])}</span>\n'
+            for r in rows
+        )
+    )
 
 
 def _ago(ts: float | None) -> str:

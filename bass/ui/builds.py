@@ -16,22 +16,42 @@ from bass.store import jobs, telemetry
 from bass.ui import ACTIVE, render, same_origin, steps
 from bass.ui.pipelines import render_missing
 
-LOG_LINES_PER_STEP = 200
+LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
+EMBED_LINES = 1_000  # log lines a build page embeds; other steps load theirs when opened
+OPEN = ("failed", "timeout", "error", "running")  # steps shown opened
 
 
 def _load_build(conn, name: str, number: int):
     build = jobs.by_number(conn, name, number)
     if build is None:
         return None
-    spans = telemetry.spans_of(conn, build["trace_id"])
-    counts = telemetry.log_counts(conn, build["trace_id"])
-    logs = {
-        span_id: telemetry.logs_of(
-            conn, build["trace_id"], span_id=span_id, tail=True, limit=LOG_LINES_PER_STEP
-        )
-        for span_id in counts
+    trace_id = build["trace_id"]
+    spans = telemetry.spans_of(conn, trace_id)
+    counts = telemetry.log_counts(conn, trace_id)
+    parents = {s["parent_span_id"] for s in spans}
+    opened = {
+        s["span_id"] for s in spans if s["bass_status"] in OPEN and s["span_id"] not in parents
     }
-    return build, spans, counts, logs
+    # The opened steps' logs first, then the build's own output, then steps in start
+    # order, while the page's budget lasts: a build of a million lines renders as fast
+    # as a small one.
+    order = sorted(
+        (s for s in spans if counts.get(s["span_id"])),
+        key=lambda s: (
+            s["span_id"] not in opened,
+            s["span_id"] != build["root_span_id"],
+            s["start_ns"],
+        ),
+    )
+    logs, budget = {}, EMBED_LINES
+    for span in order:
+        lines = min(counts[span["span_id"]], LOG_LINES_PER_STEP)
+        if lines <= budget:
+            logs[span["span_id"]] = telemetry.log_tail(
+                conn, trace_id, span["span_id"], LOG_LINES_PER_STEP
+            )
+            budget -= lines
+    return build, spans, counts, logs, opened
 
 
 async def build(request: Request) -> Response:
@@ -39,7 +59,7 @@ async def build(request: Request) -> Response:
     loaded = await request.state.db.aread(_load_build, name, number)
     if loaded is None:
         return render_missing(request, f"no build {name} #{number}")
-    build, spans, counts, logs = loaded
+    build, spans, counts, logs, opened = loaded
     root = next((s for s in spans if s["span_id"] == build["root_span_id"]), None)
     context = {
         "build": build,
@@ -47,10 +67,39 @@ async def build(request: Request) -> Response:
         "steps": steps.build_steps(spans, build["root_span_id"]),
         "log_counts": counts,
         "logs": logs,
+        "opened": opened,
         "limit": LOG_LINES_PER_STEP,
         "active": build["state"] in ACTIVE,
     }
     return render(request, "build.html", "_build.html", context)
+
+
+async def step_log(request: Request) -> Response:
+    """The tail of one step's log as the build page shows it (?span=ID): what a step
+    the page did not embed loads when it is opened."""
+    name, number = request.path_params["name"], request.path_params["number"]
+    span_id = request.query_params.get("span", "")
+
+    def load(conn):
+        build = jobs.by_number(conn, name, number)
+        if build is None:
+            return None
+        tail = telemetry.log_tail(conn, build["trace_id"], span_id, LOG_LINES_PER_STEP)
+        n = telemetry.log_count(conn, build["trace_id"], span_id) if tail else 0
+        return build, tail, n
+
+    loaded = await request.state.db.aread(load)
+    if loaded is None:
+        return render_missing(request, f"no build {name} #{number}")
+    build, tail, n = loaded
+    context = {
+        "build": build,
+        "span_id": span_id,
+        "lines": tail,
+        "count": n,
+        "limit": LOG_LINES_PER_STEP,
+    }
+    return request.state.templates.TemplateResponse(request, "_log.html", context)
 
 
 async def build_log(request: Request) -> Response:
@@ -102,6 +151,7 @@ async def trace(request: Request) -> Response:
 routes = [
     Route("/pipelines/{name}/{number:int}", build, methods=["GET"], name="build"),
     Route("/pipelines/{name}/{number:int}/log", build_log, methods=["GET"], name="build_log"),
+    Route("/pipelines/{name}/{number:int}/steplog", step_log, methods=["GET"], name="step_log"),
     Route("/pipelines/{name}/{number:int}/cancel", cancel, methods=["POST"], name="cancel"),
     Route("/traces/{trace_id}", trace, methods=["GET"], name="trace"),
 ]

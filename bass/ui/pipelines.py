@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -27,10 +29,12 @@ async def pipeline(request: Request) -> Response:
     config = request.state.orchestrator.config.pipelines.get(name)
     if config is None and not builds and before_number is None:
         return render_missing(request, f"no pipeline named {name!r}")
+    now_ns = time.time_ns()
     context = {
+        "now_ns": now_ns,
         "name": name,
         "config": config,
-        "grid": steps.grid(builds, spans),
+        "grid": steps.grid(builds, spans, now_ns),
         "active": any(b["state"] in ACTIVE for b in builds),
         "older": builds[-1]["number"] if len(builds) == PAGE else None,
     }

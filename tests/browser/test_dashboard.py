@@ -89,3 +89,63 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
     header = page.locator("table.grid thead").inner_text()
     assert "finish" in header and "done" in header
     page.close()
+
+
+VERBOSE = r"""#!/usr/bin/env python3
+from bass import build
+
+def chatty(name, lines):
+    line = f'echo "{name} line $i <b>x</b>"'
+    return {"name": name, "exec": f"for i in $(seq 1 {lines}); do {line}; done"}
+
+build({"name": "verbose", "steps": [
+    *[chatty(f"s{n}", 250) for n in range(1, 8)],
+    {"name": "broken", "exec": "echo 'it broke <b>here</b>'; exit 3"},
+]})
+"""
+
+
+def test_a_verbose_build_page_embeds_a_bounded_log_and_loads_the_rest_when_opened(
+    repo, serve, tmp_path, browser
+):
+    repo.commit({"job.py": VERBOSE})
+    server = serve(
+        {"verbose": {"repository": str(repo.path), "exec": [sys.executable, "job.py"]}},
+        extra=["--local-worker", "--workspace-root", str(tmp_path / "ws")],
+    )  # fmt: skip
+    job = server.wait_for(server.webhook("verbose")["id"])
+    assert job["state"] == "failed"
+
+    page = browser.new_page()
+    page.goto(server.url + "/pipelines/verbose/1")
+    # The failing step comes first and is open, whatever its place in the build.
+    broken = page.locator('li.step[data-step="broken"]')
+    assert broken.locator("details").get_attribute("open") is not None
+    assert "it broke <b>here</b>" in broken.locator("pre.log").inner_text()
+    # 7 steps of 250 lines: the page embeds the last 200 lines of as many as fit in
+    # 1,000 lines (the failing step's one line, then s1..s4); the others wait.
+    embedded = [f"s{n}" for n in range(1, 5)]
+    lazy = [f"s{n}" for n in range(5, 8)]
+    for name in embedded:
+        step = page.locator(f'li.step[data-step="{name}"]')
+        assert step.locator("pre.log", has_text=f"{name} line 250").count() == 1
+        assert "last 200 of 250 lines" in step.text_content()
+    for name in lazy:
+        step = page.locator(f'li.step[data-step="{name}"]')
+        assert step.locator("pre.log").count() == 0
+        assert "250 lines, loaded when opened" in step.text_content()
+
+    step = page.locator('li.step[data-step="s6"]')
+    step.locator("summary").first.click()
+    log = step.locator("pre.log")
+    log.wait_for(timeout=10000)
+    text = log.inner_text()
+    assert text.splitlines()[0] == "s6 line 51 <b>x</b>" and text.splitlines()[-1].startswith(
+        "s6 line 250"
+    )
+    assert "last 200 of 250 lines" in step.inner_text()
+    assert page.locator("pre.log b").count() == 0, "log output must be escaped"
+    # the other lazy steps stay as they were
+    assert page.locator('li.step[data-step="s7"] pre.log').count() == 0
+    assert page.goto(server.url + "/pipelines/verbose/9/steplog?span=x").status == 404
+    page.close()
