@@ -7,7 +7,6 @@ done in C. `check_backend()` says at start whether that fast backend is in use.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from typing import Any
 
@@ -29,6 +28,7 @@ from bass.ingest.otlp_json import (
     derive_status,
     resource_json,
     storable_double,
+    to_json,
 )
 
 
@@ -129,9 +129,9 @@ def decode_traces(body: bytes) -> Decoded:
                         "status_code": code,
                         "status_message": span.status.message,
                         "bass_status": derive_status(attrs.get("bass.status"), end_ns, code),
-                        "attributes": json.dumps(attrs, ensure_ascii=False),
-                        "events": json.dumps(events, ensure_ascii=False),
-                        "links": json.dumps(links, ensure_ascii=False),
+                        "attributes": to_json(attrs),
+                        "events": to_json(events),
+                        "links": to_json(links),
                         "service_name": service,
                         "resource": resource_text,
                         "scope": scope,
@@ -173,7 +173,7 @@ def decode_logs(body: bytes) -> Decoded:
                         record.severity_number,
                         record.severity_text,
                         text,
-                        json.dumps(attrs, ensure_ascii=False) if attrs else "{}",
+                        to_json(attrs),
                         resource,
                     )
                 )
