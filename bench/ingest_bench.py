@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -471,10 +472,14 @@ def bench_rss(args: argparse.Namespace, tmp: Path, failures: Failures) -> None:
         procs = start_clients(spec, port, split(total, clients))
         go(procs)
         started = time.monotonic()
-        while any(p.poll() is None for p in procs):
-            samples.append((time.monotonic() - started, proc_memory(pid)["VmRSS"]))
-            time.sleep(0.1)
-        load = collect(procs)
+        # The clients' results are read while they run: a result bigger than a pipe's
+        # buffer would otherwise block its client and this loop forever.
+        with ThreadPoolExecutor(len(procs)) as pool:
+            collected = pool.submit(collect, procs)
+            while not collected.done():
+                samples.append((time.monotonic() - started, proc_memory(pid)["VmRSS"]))
+                time.sleep(0.1)
+        load = collected.result()
         memory = proc_memory(pid)
         status = json.loads(http_get(serve.url + "/api/status"))
         stored = stored_count(serve.db, kind)
