@@ -59,6 +59,14 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
     page.locator('li.step[data-step="wait"][data-status="running"]').wait_for(timeout=30000)
     assert page.locator("h1 .badge").inner_text() == "running"
     page.locator('pre.log:has-text("waiting")').wait_for(timeout=10000)
+    # a step the reader opens stays open across the live refreshes of the page
+    prepare = page.locator('li.step[data-step="prepare"] > details')
+    assert prepare.get_attribute("open") is None
+    prepare.locator("summary").click()
+    page.evaluate("document.getElementById('build').dataset.seen = '1'")
+    page.locator("#build:not([data-seen])").wait_for(timeout=10000)  # refreshed
+    assert prepare.get_attribute("open") is not None
+    assert "prepared <i>not italic</i>" in prepare.locator("pre.log").inner_text()
 
     gate.write_text("go")
     page.locator("h1 .s-ok").wait_for(timeout=30000)
