@@ -16,6 +16,9 @@ from bass.ui import steps
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ACTIVE = ("queued", "running")
+# The lines of one step a page shows, asking for earlier ones again and again; past it
+# the whole log is one click away as text.
+MAX_LOG_LINES = 5_000
 
 
 def templates() -> Jinja2Templates:
@@ -25,6 +28,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
     t.env.filters["ago"] = _ago
     t.env.filters["log_html"] = log_html
+    t.env.globals["max_lines"] = MAX_LOG_LINES
     return t
 
 

@@ -13,7 +13,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from bass.store import jobs, telemetry
-from bass.ui import ACTIVE, render, same_origin, steps
+from bass.ui import ACTIVE, MAX_LOG_LINES, render, same_origin, steps
 from bass.ui.pipelines import render_missing
 
 LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
@@ -76,15 +76,20 @@ async def build(request: Request) -> Response:
 
 async def step_log(request: Request) -> Response:
     """The tail of one step's log as the build page shows it (?span=ID): what a step
-    the page did not embed loads when it is opened."""
+    the page did not embed loads when it is opened, and `lines=N` (up to MAX_LOG_LINES) when
+    the reader asks for earlier lines."""
     name, number = request.path_params["name"], request.path_params["number"]
     span_id = request.query_params.get("span", "")
+    wanted = request.query_params.get("lines", "")
+    lines = LOG_LINES_PER_STEP
+    if wanted.isdigit() and int(wanted) > 0:
+        lines = min(int(wanted), MAX_LOG_LINES)
 
     def load(conn):
         build = jobs.by_number(conn, name, number)
         if build is None:
             return None
-        tail = telemetry.log_tail(conn, build["trace_id"], span_id, LOG_LINES_PER_STEP)
+        tail = telemetry.log_tail(conn, build["trace_id"], span_id, lines)
         n = telemetry.log_count(conn, build["trace_id"], span_id) if tail else 0
         return build, tail, n
 

@@ -152,6 +152,12 @@ def test_a_verbose_build_page_embeds_a_bounded_log_and_loads_the_rest_when_opene
         "s6 line 250"
     )
     assert "last 200 of 250 lines" in step.inner_text()
+    # and earlier lines on demand, in place
+    step.locator("a.earlier", has_text="50 earlier").click()
+    step.locator("pre.log", has_text="s6 line 1 <b>x</b>").wait_for(timeout=10000)
+    lines = step.locator("pre.log").inner_text().splitlines()
+    assert lines == [f"s6 line {i} <b>x</b>" for i in range(1, 251)]
+    assert step.locator("a.earlier").count() == 0 and "last " not in step.inner_text()
     assert page.locator("pre.log b").count() == 0, "log output must be escaped"
     # the other lazy steps stay as they were
     assert page.locator('li.step[data-step="s7"] pre.log').count() == 0
