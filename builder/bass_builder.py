@@ -188,6 +188,7 @@ EXIT_INVALID = 2
 # Telemetry export tuning.
 BATCH_RECORDS = 512  # spans per request, at most
 LOG_BATCH_RECORDS = 4096  # log records per request, at most (they are small)
+REFILL_RECORDS = 4 * LOG_BATCH_RECORDS  # log records made from spooled text at a time
 BATCH_BYTES = 1 << 20  # request body size, about
 QUEUE_RECORDS = 200_000  # queued spans + log records, at most
 QUEUE_BYTES = 64 << 20
@@ -698,9 +699,11 @@ class _Spool:
         self.records = 0
         self.bytes = 0
 
-    def append(self, kind: str, count: int, data: bytes) -> None:
+    def append(self, tag: str, count: int, data: bytes) -> None:
+        """`tag`: "s" a span, "l" log records (a JSON fragment), "r" log lines as text
+        (LogText.encode)."""
         self._file.seek(self._write_at)
-        self._file.write(f"{kind[0]}{count} {len(data)}\n".encode() + data)
+        self._file.write(f"{tag}{count} {len(data)}\n".encode() + data)
         self._write_at = self._file.tell()
         self.records += count
         self.bytes += len(data)
@@ -713,7 +716,7 @@ class _Spool:
         self._read_at = self._file.tell()
         self.records -= count
         self.bytes -= size
-        return ("spans" if header[0] == "s" else "log records"), count, text
+        return header[0], count, text
 
     def __len__(self) -> int:
         return self.records
@@ -764,6 +767,8 @@ class _Telemetry:
         self._queued = 0  # records queued or in flight
         self._queued_bytes = 0
         self._spool: _Spool | None = None  # newer records than the memory queue's
+        self._streams: list[_LogStream] = []  # the streams whose text is spooled
+        self._stream_ids: dict[_LogStream, int] = {}
         self._closing = False
         self._close_started = 0.0
         self._closed = threading.Event()
@@ -784,10 +789,28 @@ class _Telemetry:
         data = text.encode()
         self._enqueue(self._spans, data, 1, len(data), "spans")
 
-    def add_logs(self, count: int, text: str) -> None:
-        """Queue `count` log records, already joined into one JSON fragment."""
-        data = text.encode()
-        self._enqueue(self._logs, (count, data), count, len(data), "log records")
+    def add_log_text(self, stream: _LogStream, now: str, text: str, count: int) -> None:
+        """Queue `count` lines of `stream` read at `now`. While the memory queue has room
+        they are made into records here; once the exporter is behind they go to the
+        spool as text, a third of the size, and are made into records when they come
+        back: a step printing faster than its endpoint takes never waits on either."""
+        with self._lock:
+            spill = self._spool is not None or (
+                self._queued > 0
+                and (
+                    self._queued + count > QUEUE_RECORDS
+                    or self._queued_bytes + 3 * len(text) > QUEUE_BYTES
+                )
+            )
+            if spill and self._dead is None:
+                if stream not in self._stream_ids:
+                    self._stream_ids[stream] = len(self._streams)
+                    self._streams.append(stream)
+                data = f"{self._stream_ids[stream]} {now}\n{text}".encode()
+                self._spill_locked("r", count, data, len(data))
+                return
+        for n, data in stream.fragments(now, text):
+            self._enqueue(self._logs, (n, data), n, len(data), "log records")
 
     def _enqueue(self, queue: deque, item: Any, count: int, size: int, kind: str) -> None:
         with self._lock:
@@ -799,7 +822,8 @@ class _Telemetry:
                 return
             full = self._queued + count > QUEUE_RECORDS or self._queued_bytes + size > QUEUE_BYTES
             if self._spool is not None or (full and self._queued):
-                self._spill_locked(kind, count, item if kind == "spans" else item[1], size)
+                tag, data = ("s", item) if kind == "spans" else ("l", item[1])
+                self._spill_locked(tag, count, data, size)
                 return
             was_empty = self._queued == 0
             queue.append(item)
@@ -808,14 +832,15 @@ class _Telemetry:
             if was_empty or self._queued >= LOG_BATCH_RECORDS or self._queued_bytes >= BATCH_BYTES:
                 self._work.notify()
 
-    def _spill_locked(self, kind: str, count: int, data: bytes, size: int) -> None:
+    def _spill_locked(self, tag: str, count: int, data: bytes, size: int) -> None:
+        kind = "spans" if tag == "s" else "log records"
         try:
             if self._spool is None:
                 self._spool = _Spool()
             if self._spool.bytes + size > SPOOL_BYTES:
                 self._drop_locked(kind, count, f"spool full ({self._why_unhealthy()})")
                 return
-            self._spool.append(kind, count, data)
+            self._spool.append(tag, count, data)
         except OSError as e:
             self._drop_locked(kind, count, f"queue full, spool failed: {e}")
             return
@@ -826,18 +851,29 @@ class _Telemetry:
         spool = self._spool
         if spool is None:
             return
+        made = 0  # records made from text, here under the lock: a few ms at a time
         while (
             len(spool)
             and self._queued < QUEUE_RECORDS // 2
             and self._queued_bytes < QUEUE_BYTES // 2
+            and made < REFILL_RECORDS
         ):
-            kind, count, text = spool.pop()
-            if kind == "spans":
-                self._spans.append(text)
+            tag, count, data = spool.pop()
+            if tag == "s":
+                fragments = [(1, data)]
+                self._spans.append(data)
+            elif tag == "l":
+                fragments = [(count, data)]
+                self._logs.append((count, data))
             else:
-                self._logs.append((count, text))
-            self._queued += count
-            self._queued_bytes += len(text)
+                head, _, text = data.decode().partition("\n")
+                stream, now = head.split(" ")
+                fragments = self._streams[int(stream)].fragments(now, text)
+                self._logs.extend(fragments)
+                made += count
+            for n, fragment in fragments:
+                self._queued += n
+                self._queued_bytes += len(fragment)
         if not len(spool):
             spool.close()
             self._spool = None
@@ -872,8 +908,8 @@ class _Telemetry:
             self._drop_locked("log records", sum(count for count, _ in self._logs), reason)
             self._logs.clear()
         while self._spool is not None and len(self._spool):
-            kind, count, _ = self._spool.pop()
-            self._drop_locked(kind, count, reason)
+            tag, count, _ = self._spool.pop()
+            self._drop_locked("spans" if tag == "s" else "log records", count, reason)
         if self._spool is not None:
             self._spool.close()
             self._spool = None
@@ -1119,7 +1155,7 @@ class _LogStream:
             complete = text[: cut - 1]
             if self._mask is not None:
                 complete = self._mask(complete)
-            self._emit(complete.split("\n"), _plain(complete))
+            self._emit(complete)
         else:
             self._pending = text
         if len(self._pending) > MAX_LINE:
@@ -1131,7 +1167,7 @@ class _LogStream:
             self._pending = rest
             if self._mask is not None:
                 pieces = [self._mask(p) for p in pieces]
-            self._emit(pieces)
+            self._emit("\n".join(pieces))
 
     def close(self) -> None:
         rest = self._pending
@@ -1141,40 +1177,52 @@ class _LogStream:
         if rest:
             self.feed_text(rest + "\n")
 
-    def _emit(self, lines: list[str], plain: bool = False) -> None:
-        """Queue lines as log records. `plain`: no line needs JSON escaping (printable
-        ASCII without quote or backslash, as most build output is), so the records are
-        assembled with one join instead of escaping every line."""
-        if lines[-1].endswith("\r"):  # CRLF line ends; a lone \r inside a line stays
-            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        lengths = list(map(len, lines))
-        if max(lengths) > MAX_LINE:
-            lines = [
-                line[i : i + MAX_LINE] for line in lines for i in range(0, len(line) or 1, MAX_LINE)
-            ]
-            lengths = list(map(len, lines))
+    def _emit(self, text: str) -> None:
+        """Queue complete lines (`text` holds them joined by newlines, masked) as log
+        records. Only the line count and the tail are worked out here, in the step's
+        thread; the records are made by `fragments`, now or, when the exporter is
+        behind, once the text comes back from its spool."""
         if self.tail is not None:
-            self.tail.extend(lines[-TAIL_LINES:])
-        telemetry = self._telemetry
-        if telemetry is None:
-            return
-        now = str(time.time_ns())
+            self.tail.extend(_split_lines(text.rsplit("\n", TAIL_LINES)[-TAIL_LINES:]))
+        if self._telemetry is not None:
+            self._telemetry.add_log_text(self, str(time.time_ns()), text, text.count("\n") + 1)
+
+    def fragments(self, now: str, text: str) -> list[tuple[int, bytes]]:
+        """The log records of `text` (lines read at `now`) as JSON fragments of at most
+        LOG_BATCH_RECORDS records and about BATCH_BYTES: (records, fragment). When no
+        line needs JSON escaping (printable ASCII without quote or backslash, as most
+        build output is) a fragment is assembled with one join."""
+        plain = _plain(text)
+        lines = _split_lines(text.split("\n"))
         head = self._prefix + now + '","body":{"stringValue":'
         glue = "}}," + head
         n, i = len(lines), 0
-        # blocks of at most LOG_BATCH_RECORDS records and about BATCH_BYTES, sized by the
-        # average record (one sum, not one per block)
-        average = sum(lengths) / n + len(glue) + 2
+        # sized by the average record (one sum, not one per fragment)
+        average = (len(text) + 1) / n + len(glue) + 2
         step = max(1, min(LOG_BATCH_RECORDS, int(BATCH_BYTES // average)))
+        out = []
         while i < n:
             j = min(i + step, n)
             chunk = lines[i:j]
             if plain:
-                text = head + '"' + ('"' + glue + '"').join(chunk) + '"}}'
+                fragment = head + '"' + ('"' + glue + '"').join(chunk) + '"}}'
             else:
-                text = head + glue.join(map(_json_str, chunk)) + "}}"
-            telemetry.add_logs(len(chunk), text)
+                fragment = head + glue.join(map(_json_str, chunk)) + "}}"
+            out.append((len(chunk), fragment.encode()))
             i = j
+        return out
+
+
+def _split_lines(lines: list[str]) -> list[str]:
+    """Lines as records: CRLF line ends dropped (a lone \r inside a line stays), lines
+    longer than MAX_LINE characters cut into several."""
+    if lines[-1].endswith("\r"):
+        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if max(map(len, lines)) > MAX_LINE:
+        lines = [
+            line[i : i + MAX_LINE] for line in lines for i in range(0, len(line) or 1, MAX_LINE)
+        ]
+    return lines
 
 
 class _StreamRouter:

@@ -298,3 +298,36 @@ def test_a_step_outrunning_a_slow_endpoint_never_waits_and_loses_nothing(
     assert proc.returncode == 0, stderr
     assert "dropped" not in stderr
     assert receiver.bodies("flood") == [str(i) for i in range(lines)]
+
+
+def test_spooled_output_of_parallel_steps_keeps_its_span_order_and_escaping(
+    builder, receiver, tmp_path
+):
+    """Spooled as text and made into records later, each step's lines still land on
+    its own span, in order, with quotes, backslashes, CRLF and non-ASCII intact."""
+    lines = 120_000  # two of these outrun the 200,000 records of the memory queue
+    printer = (
+        "import sys; tag = sys.argv[1]; out = sys.stdout.buffer; "
+        "out.write(''.join('%s \"%d\" \\\\ é\\r\\n' % (tag, i) for i in range(N)).encode())"
+    ).replace("N", str(lines))
+    marker = tmp_path / "after"
+    path = builder.write_json(
+        {"name": "p", "steps": [
+            {"name": "par", "order": "unordered", "steps": [
+                {"name": "a", "exec": [sys.executable, "-c", printer, "a"]},
+                {"name": "b", "exec": [sys.executable, "-c", printer, "b"]},
+            ]},
+            {"name": "after", "exec": ["touch", str(marker)]},
+        ]}
+    )  # fmt: skip
+    receiver.gate.clear()
+    proc, _ = builder.start(["-m", "bass_builder", str(path), "-j", "2"])
+    try:
+        assert wait_for(marker.exists, timeout=60), "the steps waited on telemetry"
+    finally:
+        receiver.gate.set()
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 0, stderr
+    assert "dropped" not in stderr
+    for tag in ("a", "b"):
+        assert receiver.bodies(tag) == [f'{tag} "{i}" \\ é' for i in range(lines)]
