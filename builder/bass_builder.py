@@ -699,14 +699,17 @@ class _Spool:
         self.records = 0
         self.bytes = 0
 
-    def append(self, tag: str, count: int, data: bytes) -> None:
+    def append(self, tag: str, count: int, *parts: bytes) -> None:
         """`tag`: "s" a span, "l" log records (a JSON fragment), "r" log lines as text
-        (LogText.encode)."""
+        (see _Telemetry.add_log_text); the entry's data is `parts` joined."""
+        size = sum(map(len, parts))
         self._file.seek(self._write_at)
-        self._file.write(f"{tag}{count} {len(data)}\n".encode() + data)
+        self._file.write(f"{tag}{count} {size}\n".encode())
+        for part in parts:
+            self._file.write(part)
         self._write_at = self._file.tell()
         self.records += count
-        self.bytes += len(data)
+        self.bytes += size
 
     def pop(self) -> tuple[str, int, bytes]:
         self._file.seek(self._read_at)
@@ -806,8 +809,9 @@ class _Telemetry:
                 if stream not in self._stream_ids:
                     self._stream_ids[stream] = len(self._streams)
                     self._streams.append(stream)
-                data = f"{self._stream_ids[stream]} {now}\n{text}".encode()
-                self._spill_locked("r", count, data, len(data))
+                head = f"{self._stream_ids[stream]} {now}\n".encode()
+                data = text.encode()
+                self._spill_locked("r", count, len(head) + len(data), head, data)
                 return
         for n, data in stream.fragments(now, text):
             self._enqueue(self._logs, (n, data), n, len(data), "log records")
@@ -823,7 +827,7 @@ class _Telemetry:
             full = self._queued + count > QUEUE_RECORDS or self._queued_bytes + size > QUEUE_BYTES
             if self._spool is not None or (full and self._queued):
                 tag, data = ("s", item) if kind == "spans" else ("l", item[1])
-                self._spill_locked(tag, count, data, size)
+                self._spill_locked(tag, count, size, data)
                 return
             was_empty = self._queued == 0
             queue.append(item)
@@ -832,7 +836,7 @@ class _Telemetry:
             if was_empty or self._queued >= LOG_BATCH_RECORDS or self._queued_bytes >= BATCH_BYTES:
                 self._work.notify()
 
-    def _spill_locked(self, tag: str, count: int, data: bytes, size: int) -> None:
+    def _spill_locked(self, tag: str, count: int, size: int, *parts: bytes) -> None:
         kind = "spans" if tag == "s" else "log records"
         try:
             if self._spool is None:
@@ -840,7 +844,7 @@ class _Telemetry:
             if self._spool.bytes + size > SPOOL_BYTES:
                 self._drop_locked(kind, count, f"spool full ({self._why_unhealthy()})")
                 return
-            self._spool.append(tag, count, data)
+            self._spool.append(tag, count, *parts)
         except OSError as e:
             self._drop_locked(kind, count, f"queue full, spool failed: {e}")
             return
