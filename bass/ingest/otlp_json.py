@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
     "SPAN_KIND_INTERNAL": 1,
@@ -282,10 +284,16 @@ def _scope(block: dict[str, Any]) -> str:
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
+    """The request's JSON. orjson parses it in a third of the time; what orjson refuses
+    and the standard library takes (integers past 64 bits, NaN, lone surrogates, UTF-16)
+    is parsed by the standard library, so both accept exactly the same bodies."""
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise OTLPDecodeError(f"body is not valid JSON: {e}") from None
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise OTLPDecodeError(f"body is not valid JSON: {e}") from None
     if type(payload) is not dict:
         raise OTLPDecodeError("body must be a JSON object")
     return payload

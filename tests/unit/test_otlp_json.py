@@ -376,6 +376,29 @@ def test_unknown_fields_are_ignored() -> None:
     assert (row["trace_id"], row["span_id"], row["end_ns"]) == (TRACE, SPAN, 3)
 
 
+def test_bodies_the_fast_parser_refuses_decode_as_the_json_module_reads_them() -> None:
+    """orjson refuses integers past 64 bits, NaN, lone surrogates and UTF-16; the
+    standard library accepts them, and so does the decoder, with the same results."""
+    payload = traces_payload(span(TRACE, SPAN, end=3, attributes=[
+        {"key": "big", "value": {"intValue": 2**70}},
+        {"key": "nan", "value": {"doubleValue": float("nan")}},
+        {"key": "lone", "value": {"stringValue": "\ud800"}},
+    ]))  # fmt: skip
+    body = json.dumps(payload).encode()
+    assert "NaN" in body.decode() and "\\ud800" in body.decode()
+    for data in (body, body.decode().encode("utf-16")):
+        attrs = json.loads(decode_one_span_body(data)["attributes"])
+        assert attrs["big"] == float(2**70) and attrs["nan"] == "NaN"
+        assert attrs["lone"] == "\ud800"
+    with pytest.raises(OTLPDecodeError, match="not valid JSON"):
+        otlp_json.decode_traces(body[:-1])
+
+
+def decode_one_span_body(body: bytes) -> dict[str, Any]:
+    (row,) = otlp_json.decode_traces(body).spans
+    return row
+
+
 def test_empty_requests_decode_to_nothing() -> None:
     for body in (b"{}", b'{"resourceSpans": []}', b'{"resourceSpans": null}'):
         decoded = otlp_json.decode_traces(body)
