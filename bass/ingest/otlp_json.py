@@ -147,10 +147,31 @@ def _int(value: Any, path: str, default: int = 0) -> int:
     raise OTLPDecodeError(f"expected an integer, got {value!r:.40}", path)
 
 
+MAX_TIME = 2**63 - 1  # the largest SQLite INTEGER: nanoseconds until the year 2262
+
+
+def check_time(ns: int, path: str) -> int:
+    """A time in nanoseconds that the store can hold (fixed64 allows twice as much)."""
+    if 0 <= ns <= MAX_TIME:
+        return ns
+    raise OTLPDecodeError(f"{ns} is out of range for a time (0 to 2^63-1 ns)", path)
+
+
+def _time(value: Any, path: str, default: int = 0) -> int:
+    return check_time(_int(value, path, default), path)
+
+
+def _int32(value: Any, path: str) -> int:
+    number = _int(value, path)
+    if -(2**31) <= number < 2**31:
+        return number
+    raise OTLPDecodeError(f"{number} is out of range for an enum (int32)", path)
+
+
 def _enum(value: Any, names: dict[str, int], path: str) -> int:
     if type(value) is str and value in names:
         return names[value]
-    return _int(value, path)
+    return _int32(value, path)
 
 
 def any_value(value: Any) -> Any:
@@ -291,12 +312,28 @@ def parse_json(body: bytes) -> dict[str, Any]:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:
-            payload = json.loads(body)
+            payload = _scrub(json.loads(body))
         except (ValueError, UnicodeDecodeError) as e:
             raise OTLPDecodeError(f"body is not valid JSON: {e}") from None
     if type(payload) is not dict:
         raise OTLPDecodeError("body must be a JSON object")
     return payload
+
+
+def _scrub(value: Any) -> Any:
+    """`value` with every lone surrogate (JSON's "\\ud800", which no UTF-8 text can
+    hold, so SQLite could not store it) replaced by U+FFFD."""
+    if type(value) is str:
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
+    if type(value) is list:
+        return [_scrub(v) for v in value]
+    if type(value) is dict:
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
 
 
 def decode_traces(body: bytes) -> Decoded:
@@ -341,8 +378,8 @@ def _span(span: dict[str, Any], ids: _Ids) -> dict[str, Any] | None:
     except OTLPDecodeError as e:
         raise e.within("attributes") from None
     status = _object(span.get("status"), "status")
-    start_ns = _int(_get(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
-    end_ns = _int(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
+    start_ns = _time(_get(span, "startTimeUnixNano", "start_time_unix_nano"), "startTimeUnixNano")
+    end_ns = _time(_get(span, "endTimeUnixNano", "end_time_unix_nano"), "endTimeUnixNano")
     code = _enum(status.get("code"), STATUS_CODES, "status.code")
     events = []
     for i, event in enumerate(_list(span, "events", "events")):
@@ -350,7 +387,7 @@ def _span(span: dict[str, Any], ids: _Ids) -> dict[str, Any] | None:
             event = _object(event)
             events.append(
                 {
-                    "time_ns": _int(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
+                    "time_ns": _time(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
                     "name": event.get("name") or "",
                     "attributes": attributes(event.get("attributes")),
                 }
@@ -444,7 +481,7 @@ def _log(
         _, attrs_json = attribute_sets.encode(rec.get("attributes"))
     except OTLPDecodeError as e:
         raise e.within("attributes") from None
-    time_ns = _int(_get(rec, "timeUnixNano", "time_unix_nano"), "timeUnixNano") or _int(
+    time_ns = _time(_get(rec, "timeUnixNano", "time_unix_nano"), "timeUnixNano") or _time(
         _get(rec, "observedTimeUnixNano", "observed_time_unix_nano"),
         "observedTimeUnixNano",
         now_ns,
@@ -467,7 +504,7 @@ def _log(
 
 def _severity(value: Any) -> int:
     """A severity number; the enum's names (SEVERITY_NUMBER_WARN2 …) are read too."""
-    if type(value) is int:
+    if type(value) is int and -(2**31) <= value < 2**31:
         return value
     if type(value) is str and value.startswith("SEVERITY_NUMBER_"):
         suffix = value.removeprefix("SEVERITY_NUMBER_")
@@ -476,7 +513,7 @@ def _severity(value: Any) -> int:
             if rest != suffix and (rest or "1") in ("1", "2", "3", "4"):
                 return i * 4 + int(rest or "1")
         return 0
-    return _int(value, "severityNumber")
+    return _int32(value, "severityNumber")
 
 
 def body_text(value: Any) -> str:

@@ -25,6 +25,7 @@ from bass.ingest.otlp_json import (
     Decoded,
     OTLPDecodeError,
     body_text,
+    check_time,
     derive_status,
     resource_json,
     storable_double,
@@ -101,7 +102,7 @@ def decode_traces(body: bytes) -> Decoded:
                 attrs = attributes(span.attributes)
                 events = [
                     {
-                        "time_ns": e.time_unix_nano,
+                        "time_ns": check_time(e.time_unix_nano, "events.timeUnixNano"),
                         "name": e.name,
                         "attributes": attributes(e.attributes),
                     }
@@ -115,7 +116,9 @@ def decode_traces(body: bytes) -> Decoded:
                     }
                     for link in span.links
                 ]
-                end_ns = span.end_time_unix_nano
+                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                start_ns = check_time(span.start_time_unix_nano, f"{where}.startTimeUnixNano")
+                end_ns = check_time(span.end_time_unix_nano, f"{where}.endTimeUnixNano")
                 code = span.status.code
                 out.spans.append(
                     {
@@ -124,7 +127,7 @@ def decode_traces(body: bytes) -> Decoded:
                         "parent_span_id": parent,
                         "name": span.name,
                         "kind": span.kind,
-                        "start_ns": span.start_time_unix_nano,
+                        "start_ns": start_ns,
                         "end_ns": end_ns,
                         "status_code": code,
                         "status_message": span.status.message,
@@ -169,7 +172,10 @@ def decode_logs(body: bytes) -> Decoded:
                     (
                         trace_id,
                         span_id,
-                        record.time_unix_nano or record.observed_time_unix_nano or now_ns,
+                        check_time(
+                            record.time_unix_nano or record.observed_time_unix_nano or now_ns,
+                            f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}].timeUnixNano",
+                        ),
                         record.severity_number,
                         record.severity_text,
                         text,

@@ -57,6 +57,19 @@ def test_logs_example_is_stored(app: App) -> None:
     assert json.loads(row["attributes"])["map.attribute"] == {"some.map.key": "some value"}
 
 
+def test_lone_surrogates_are_stored_as_replacement_characters(app: App) -> None:
+    """JSON can spell a lone surrogate ("\\ud800"); UTF-8, and so SQLite, cannot hold
+    one: it is stored as U+FFFD rather than failing the request."""
+    log = log_record(TRACE, ROOT, "bad \ud800 body")
+    spans = traces_payload(span(TRACE, ROOT, name="name \udfff", end=5))
+    for path, payload in (("/v1/logs", logs_payload(log)), ("/v1/traces", spans)):
+        body = json.dumps(payload).encode()
+        assert b"\\ud" in body
+        assert post(app, path, body).status_code == 200
+    assert [r["body"] for r in app.rows("SELECT body FROM logs")] == ["bad \ufffd body"]
+    assert [r["name"] for r in app.rows("SELECT name FROM spans")] == ["name \ufffd"]
+
+
 def test_content_type_parameters_are_accepted(app: App) -> None:
     body = as_body(traces_payload(span(TRACE, ROOT)))
     response = post(app, "/v1/traces", body, **{"Content-Type": "Application/JSON; charset=utf-8"})
@@ -318,3 +331,64 @@ def test_logs_before_their_span_are_kept(app: App) -> None:
         {"trace_id": TRACE, "span_id": CHILD, "body": "early line 1"},
         {"trace_id": TRACE, "span_id": CHILD, "body": "line 2"},
     ]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("startTimeUnixNano", "18446744073709551615"),  # a valid fixed64, past SQLite's int64
+        ("startTimeUnixNano", 99999999999999999999),
+        ("startTimeUnixNano", -5),
+        ("startTimeUnixNano", 1e30),
+        ("endTimeUnixNano", str(2**63)),
+        ("kind", 2**40),
+    ],
+)
+def test_numbers_out_of_range_are_400_and_store_nothing(app: App, field: str, value: Any) -> None:
+    seed(app)
+    body = json.dumps(traces_payload(span(TRACE, ROOT, end=5, **{field: value}))).encode()
+    response = post(app, "/v1/traces", body)
+    assert response.status_code == 400
+    assert field in response.json()["message"] and "range" in response.json()["message"]
+    assert len(app.rows("SELECT * FROM spans")) == 1
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"timeUnixNano": str(2**64 - 1)},
+        {"observedTimeUnixNano": str(2**63)},
+        {"severityNumber": 2**33},
+    ],
+)
+def test_log_numbers_out_of_range_are_400(app: App, record: dict[str, Any]) -> None:
+    seed(app)
+    body = json.dumps(logs_payload({"body": {"stringValue": "x"}, **record})).encode()
+    response = post(app, "/v1/logs", body)
+    assert response.status_code == 400 and "range" in response.json()["message"]
+    assert len(app.rows("SELECT * FROM logs")) == 1
+
+
+def test_protobuf_times_past_int64_are_400(app: App) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    seed(app)
+    traces = ExportTraceServiceRequest()
+    s = traces.resource_spans.add().scope_spans.add().spans.add()
+    s.trace_id, s.span_id, s.name = bytes.fromhex(TRACE), bytes.fromhex(ROOT), "far"
+    s.start_time_unix_nano, s.end_time_unix_nano = 1, 2**64 - 1
+    logs = ExportLogsServiceRequest()
+    record = logs.resource_logs.add().scope_logs.add().log_records.add()
+    record.time_unix_nano = 2**63
+    record.body.string_value = "far"
+    for path, message in (("/v1/traces", traces), ("/v1/logs", logs)):
+        response = app.client.post(
+            path,
+            content=message.SerializeToString(),
+            headers={"Content-Type": "application/x-protobuf"},
+        )
+        assert response.status_code == 400, path
+    assert len(app.rows("SELECT * FROM spans")) == 1 and len(app.rows("SELECT * FROM logs")) == 1
