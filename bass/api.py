@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bass import params  # noqa: F401  (the {…:id} path parameters)
 from bass.checkout import valid_changed_ref
 from bass.orchestrator import Orchestrator, UnknownPipeline
 
@@ -240,6 +241,6 @@ routes = [
     Route("/webhook", webhook, methods=["POST"]),
     Route("/pipelines", pipelines, methods=["GET"]),
     Route("/dequeue", dequeue, methods=["POST"]),
-    Route("/jobs/{job_id:int}/heartbeat", job_heartbeat, methods=["POST"]),
-    Route("/jobs/{job_id:int}/result", job_result, methods=["POST"]),
+    Route("/jobs/{job_id:id}/heartbeat", job_heartbeat, methods=["POST"]),
+    Route("/jobs/{job_id:id}/result", job_result, methods=["POST"]),
 ]

@@ -12,6 +12,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from bass import params
 from bass.store import jobs, telemetry
 from bass.ui import ACTIVE, MAX_LOG_LINES, render, same_origin, steps
 from bass.ui.pipelines import render_missing
@@ -80,10 +81,8 @@ async def step_log(request: Request) -> Response:
     the reader asks for earlier lines."""
     name, number = request.path_params["name"], request.path_params["number"]
     span_id = request.query_params.get("span", "")
-    wanted = request.query_params.get("lines", "")
-    lines = LOG_LINES_PER_STEP
-    if wanted.isdigit() and int(wanted) > 0:
-        lines = min(int(wanted), MAX_LOG_LINES)
+    wanted = params.number(request.query_params.get("lines"))
+    lines = min(wanted, MAX_LOG_LINES) if wanted else LOG_LINES_PER_STEP
 
     def load(conn):
         build = jobs.by_number(conn, name, number)
@@ -154,9 +153,9 @@ async def trace(request: Request) -> Response:
 
 
 routes = [
-    Route("/pipelines/{name}/{number:int}", build, methods=["GET"], name="build"),
-    Route("/pipelines/{name}/{number:int}/log", build_log, methods=["GET"], name="build_log"),
-    Route("/pipelines/{name}/{number:int}/steplog", step_log, methods=["GET"], name="step_log"),
-    Route("/pipelines/{name}/{number:int}/cancel", cancel, methods=["POST"], name="cancel"),
+    Route("/pipelines/{name}/{number:id}", build, methods=["GET"], name="build"),
+    Route("/pipelines/{name}/{number:id}/log", build_log, methods=["GET"], name="build_log"),
+    Route("/pipelines/{name}/{number:id}/steplog", step_log, methods=["GET"], name="step_log"),
+    Route("/pipelines/{name}/{number:id}/cancel", cancel, methods=["POST"], name="cancel"),
     Route("/traces/{trace_id}", trace, methods=["GET"], name="trace"),
 ]

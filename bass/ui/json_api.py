@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bass import params
 from bass.store import jobs, telemetry
 from bass.ui import steps
 
@@ -37,10 +38,7 @@ async def job(request: Request) -> Response:
 async def builds(request: Request) -> Response:
     try:
         limit = _int_param(request, "limit", 50, 500)
-        before = request.query_params.get("before")
-        before_number = None
-        if before is not None and before.isascii() and before.isdigit():
-            before_number = min(int(before), 2**62)  # past 64 bits SQLite overflows
+        before_number = params.number(request.query_params.get("before"))
     except ValueError as e:
         return JSONResponse({"error": str(e)}, status_code=400)
     rows = await request.state.db.aread(
@@ -152,8 +150,8 @@ routes = [
     Route("/api/search", search, methods=["GET"]),
     Route("/api/traces/{trace_id}", trace, methods=["GET"]),
     Route("/api/traces/{trace_id}/logs", trace_logs, methods=["GET"]),
-    Route("/api/jobs/{job_id:int}", job, methods=["GET"]),
+    Route("/api/jobs/{job_id:id}", job, methods=["GET"]),
     Route("/api/pipelines/{name}/builds", builds, methods=["GET"]),
-    Route("/api/pipelines/{name}/builds/{number:int}", build, methods=["GET"]),
-    Route("/api/pipelines/{name}/builds/{number:int}/logs", build_logs, methods=["GET"]),
+    Route("/api/pipelines/{name}/builds/{number:id}", build, methods=["GET"]),
+    Route("/api/pipelines/{name}/builds/{number:id}/logs", build_logs, methods=["GET"]),
 ]

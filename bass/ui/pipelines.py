@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from bass import params
 from bass.orchestrator import UnknownPipeline
 from bass.store import jobs, telemetry
 from bass.ui import ACTIVE, render, same_origin, steps
@@ -17,8 +18,7 @@ PAGE = 30
 
 async def pipeline(request: Request) -> Response:
     name = request.path_params["name"]
-    before = request.query_params.get("before")
-    before_number = int(before) if before and before.isdigit() else None
+    before_number = params.number(request.query_params.get("before"))
 
     def load(conn):
         builds = jobs.for_pipeline(conn, name, limit=PAGE, before=before_number)

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bass import params
 from bass.store import jobs, telemetry
 from bass.ui import render
 from bass.ui.json_api import server_status
@@ -17,10 +18,7 @@ LIMIT = 200
 async def search(request: Request) -> Response:
     text = request.query_params.get("q", "")[:500].strip()
     pipeline = request.query_params.get("pipeline") or None
-    number = request.query_params.get("number")
-    build_number = None
-    if number and number.isascii() and number.isdigit():
-        build_number = min(int(number), 2**62)  # past 64 bits SQLite overflows
+    build_number = params.number(request.query_params.get("number"))
 
     def load(conn):
         if not text:
