@@ -46,6 +46,10 @@ async def read_json(request: Request, *, required: bool) -> dict[str, Any]:
         raise BadRequest(400, f"malformed JSON body: {e}") from None
     if not isinstance(payload, dict):
         raise BadRequest(400, "the JSON body must be an object")
+    try:  # JSON can spell a lone surrogate ("\ud800"); no UTF-8 text, so no SQLite row, can
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequest(400, "malformed JSON body: a string holds a lone surrogate") from None
     return payload
 
 

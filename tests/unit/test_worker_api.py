@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -423,12 +424,16 @@ def test_result_sets_the_final_state_once(app: App) -> None:
 @pytest.mark.parametrize(
     "body",
     [{"status": "great"}, {"status": "running"}, {"status": "queued"}, {}, {"status": None},
-     {"status": "ok", "message": 5}],
+     {"status": "ok", "message": 5}, {"status": "failed", "message": "lone \ud800"}],
 )  # fmt: skip
 def test_result_with_a_bad_status_is_400(app: App, body: dict[str, Any]) -> None:
     app.webhook("demo")
     job = claim(app, heartbeat=True)
-    response = app.client.post(job["result-url"], json=body, headers={"X-API-KEY": KEY})
+    response = app.client.post(
+        job["result-url"],
+        content=json.dumps(body),  # ASCII: "\ud800" spelled as JSON spells it
+        headers={"X-API-KEY": KEY, "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert app.job(job["id"])["state"] == "running"
 
