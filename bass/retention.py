@@ -30,7 +30,8 @@ class Policy:
 async def prune_once(
     db: Database, policy: Policy, clock: Callable[[], float] = time.time
 ) -> dict[str, int]:
-    """One pass; returns how many builds and other traces were removed."""
+    """One pass; returns how many builds, other traces and log records were removed
+    (log records without a trace go by age too)."""
     cutoff = clock() - policy.days * 86400 if policy.days is not None else None
     removed = {"builds": 0, "traces": 0, "log records": 0}
     previous: set[str] = set()
@@ -57,7 +58,11 @@ async def prune_once(
             await db.awrite(retention.delete_trace_rest, trace_id)
         removed["builds"] += len(builds)
         removed["traces"] += len(strays)
-    if removed["builds"] or removed["traces"]:
+    if cutoff is not None:
+        before_ns = int(cutoff * 1e9)
+        while deleted := await db.awrite(retention.delete_untraced_logs_chunk, before_ns):
+            removed["log records"] += deleted
+    if any(removed.values()):
         await reclaim(db)
         log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in removed.items()))
     return removed

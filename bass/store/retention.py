@@ -60,8 +60,21 @@ def delete_logs_chunk(conn: sqlite3.Connection, trace_id: str) -> int:
     rows = conn.execute(
         "SELECT id, body, trace_id FROM logs WHERE trace_id = ? LIMIT ?", (trace_id, CHUNK)
     ).fetchall()
-    if not rows:
-        return 0
+    return _delete_logs(conn, rows)
+
+
+def delete_untraced_logs_chunk(conn: sqlite3.Connection, before_ns: int) -> int:
+    """Delete up to CHUNK log records that belong to no trace (sent without trace
+    context, by another service) and are older than `before_ns`."""
+    rows = conn.execute(
+        "SELECT id, body, trace_id FROM logs WHERE trace_id = '' AND time_ns < ? LIMIT ?",
+        (before_ns, CHUNK),
+    ).fetchall()
+    return _delete_logs(conn, rows)
+
+
+def _delete_logs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> int:
+    """Delete log records (id, body, trace_id) with their search entries."""
     conn.executemany(
         "INSERT INTO logs_fts (logs_fts, rowid, body, trace_id) VALUES ('delete', ?, ?, ?)",
         ((r["id"], r["body"], r["trace_id"]) for r in rows),

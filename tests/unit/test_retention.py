@@ -182,6 +182,28 @@ def test_queued_and_running_builds_are_never_pruned(db: Database) -> None:
     assert traces_with(db, "spans", ended["trace_id"]) == 0
 
 
+def test_log_records_without_a_trace_go_by_age(db: Database) -> None:
+    """Logs another service sent without trace context belong to no build and no span."""
+    for at, line in ((NOW - 10 * DAY, "wombat old event"), (NOW - DAY, "wombat new event")):
+        decoded = otlp_json.decode_logs(
+            json_logs({"timeUnixNano": str(ns(at * 1e9)), "body": {"stringValue": line}},
+                      service="cron")
+        )  # fmt: skip
+        db.write(telemetry.insert_logs, decoded.logs)
+    build = add_build(db, finished=NOW - DAY, lines=["wombat build line"])
+
+    assert prune(db, Policy(keep_builds=5))["log records"] == 0  # no age limit
+
+    assert prune(db, Policy(days=7)) == {"builds": 0, "traces": 0, "log records": 1}
+    left = q(db, "SELECT trace_id, body FROM logs ORDER BY id")
+    assert [(r["trace_id"], r["body"]) for r in left] == [
+        ("", "wombat new event"),
+        (build["trace_id"], "wombat build line"),
+    ]
+    assert fts_count(db, "old") == 0 and fts_count(db, "wombat") == 2
+    check_fts(db)
+
+
 def test_stray_traces_go_by_age(db: Database) -> None:
     old = add_stray(db, NOW - 10 * DAY, ["okapi old request"])
     recent = add_stray(db, NOW - DAY, ["okapi new request"])
@@ -300,7 +322,8 @@ class WatchedDatabase(Database):
                 "SELECT COUNT(*) AS n FROM logs WHERE trace_id = ?", (self.trace_id,)
             ).fetchone()["n"])  # fmt: skip
             self.left_between_chunks.append(left)
-            records = [("", "", 1, 9, "INFO", f"ingested while {left} left", "{}", "{}")]
+            line = f"ingested while {left} left"
+            records = [("", "", ns(NOW * 1e9), 9, "INFO", line, "{}", "{}")]
             self.submit(telemetry.insert_logs, records).result(timeout=30)
         return result
 
