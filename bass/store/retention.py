@@ -4,6 +4,7 @@ the space back to the file system."""
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from typing import Any
 
 CHUNK = 2000  # rows deleted per transaction: ingest waits at most one chunk
@@ -58,7 +59,8 @@ def stray_traces(
 def delete_logs_chunk(conn: sqlite3.Connection, trace_id: str) -> int:
     """Delete up to CHUNK log records of a trace (and their search entries)."""
     rows = conn.execute(
-        "SELECT id, body, trace_id FROM logs WHERE trace_id = ? LIMIT ?", (trace_id, CHUNK)
+        "SELECT id, body, trace_id, span_id FROM logs WHERE trace_id = ? LIMIT ?",
+        (trace_id, CHUNK),
     ).fetchall()
     return _delete_logs(conn, rows)
 
@@ -67,25 +69,32 @@ def delete_untraced_logs_chunk(conn: sqlite3.Connection, before_ns: int) -> int:
     """Delete up to CHUNK log records that belong to no trace (sent without trace
     context, by another service) and are older than `before_ns`."""
     rows = conn.execute(
-        "SELECT id, body, trace_id FROM logs WHERE trace_id = '' AND time_ns < ? LIMIT ?",
+        "SELECT id, body, trace_id, span_id FROM logs WHERE trace_id = '' AND time_ns < ? LIMIT ?",
         (before_ns, CHUNK),
     ).fetchall()
     return _delete_logs(conn, rows)
 
 
 def _delete_logs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> int:
-    """Delete log records (id, body, trace_id) with their search entries."""
+    """Delete log records (id, body, trace_id, span_id) with their search entries and
+    their share of the per-span counts."""
     conn.executemany(
         "INSERT INTO logs_fts (logs_fts, rowid, body, trace_id) VALUES ('delete', ?, ?, ?)",
         ((r["id"], r["body"], r["trace_id"]) for r in rows),
     )
     conn.executemany("DELETE FROM logs WHERE id = ?", ((r["id"],) for r in rows))
+    spans = Counter((r["trace_id"], r["span_id"]) for r in rows)
+    conn.executemany(
+        "UPDATE log_counts SET n = n - ? WHERE trace_id = ? AND span_id = ?",
+        ((n, t, s) for (t, s), n in spans.items()),
+    )
     return len(rows)
 
 
 def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
     """Delete a trace's spans and its build row (after its logs are gone)."""
     conn.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
+    conn.execute("DELETE FROM log_counts WHERE trace_id = ?", (trace_id,))
     conn.execute("DELETE FROM jobs WHERE trace_id = ?", (trace_id,))
 
 

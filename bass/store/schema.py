@@ -124,6 +124,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0004_log_counts",
+        """
+        -- How many log records each span has, kept by insert_logs and retention: a build
+        -- page counts its steps' lines without reading a million-line build's index.
+        CREATE TABLE log_counts (
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (trace_id, span_id)
+        ) WITHOUT ROWID;
+        INSERT INTO log_counts (trace_id, span_id, n)
+            SELECT trace_id, span_id, COUNT(*) FROM logs GROUP BY trace_id, span_id;
+        """,
+    ),
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -51,6 +52,10 @@ INSERT INTO logs (id, trace_id, span_id, time_ns, severity_number, severity_text
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INDEX_LOG = "INSERT INTO logs_fts (rowid, trace_id, body) VALUES (?, ?, ?)"
+_COUNT_LOGS = """
+INSERT INTO log_counts (trace_id, span_id, n) VALUES (?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO UPDATE SET n = n + excluded.n
+"""
 
 
 def resource_ids(conn: sqlite3.Connection, resources: Iterable[str]) -> dict[str, int]:
@@ -93,6 +98,8 @@ def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
     rows = [(first + n, *record[:7], resources[record[7]]) for n, record in enumerate(records)]
     conn.executemany(_INSERT_LOG, rows)
     conn.executemany(_INDEX_LOG, ((row[0], row[1], row[6]) for row in rows))
+    spans = Counter(record[:2] for record in records)
+    conn.executemany(_COUNT_LOGS, ((t, s, n) for (t, s), n in spans.items()))
 
 
 def close_open_spans(conn: sqlite3.Connection, trace_id: str, *, end_ns: int, status: str) -> int:
@@ -257,15 +264,16 @@ def log_tail(
 
 def log_count(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:
     """How many log records one span has."""
-    return conn.execute(
-        "SELECT COUNT(*) AS n FROM logs WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-    ).fetchone()["n"]
+    row = conn.execute(
+        "SELECT n FROM log_counts WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()
+    return row["n"] if row else 0
 
 
 def log_counts(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
     """How many log records each span of a trace has."""
     rows = conn.execute(
-        "SELECT span_id, COUNT(*) AS n FROM logs WHERE trace_id = ? GROUP BY span_id",
+        "SELECT span_id, n FROM log_counts WHERE trace_id = ? AND n > 0",
         (trace_id,),
     ).fetchall()
     return {r["span_id"]: r["n"] for r in rows}

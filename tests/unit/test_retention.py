@@ -115,13 +115,21 @@ def fts_count(db: Database, words: str) -> int:
 
 def check_fts(db: Database) -> None:
     """FTS5's own integrity check, including against the logs table (rank 1): raises
-    sqlite3.DatabaseError when the index has entries of deleted rows or misses rows."""
+    sqlite3.DatabaseError when the index has entries of deleted rows or misses rows.
+    And the per-span line counts agree with the rows left."""
 
     def check(conn: Any) -> None:
         conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
         conn.execute("INSERT INTO logs_fts (logs_fts, rank) VALUES ('integrity-check', 1)")
 
     db.write(check)
+    check_counts(db)
+
+
+def check_counts(db: Database) -> None:
+    counted = q(db, "SELECT trace_id, span_id, n FROM log_counts WHERE n > 0 ORDER BY 1, 2")
+    actual = q(db, "SELECT trace_id, span_id, COUNT(*) AS n FROM logs GROUP BY 1, 2 ORDER BY 1, 2")
+    assert counted == actual
 
 
 def traces_with(db: Database, table: str, trace_id: str) -> int:
@@ -415,3 +423,30 @@ def test_the_app_keeps_the_newest_builds(make_app: Any) -> None:
     response = app.client.get("/api/search", params={"q": "ibex"})
     assert len(response.json()["logs"]) == 3
     check_fts(app_db(app))
+
+
+def test_line_counts_follow_inserts_and_survive_a_migration(tmp_path: Path) -> None:
+    """log_counts is kept by every insert, and migration 0004 fills it from the logs a
+    database already held."""
+    path = tmp_path / "bass.db"
+    db = Database(path)
+    try:
+        build = add_build(db, lines=["a", "b"])
+        store_logs(db, build["trace_id"], ["c"], service="bass:pipeline:demo", at=NOW)
+        add_stray(db, NOW, ["x", "y", "z"])
+        check_counts(db)
+        assert db.read(telemetry.log_counts, build["trace_id"]) == {"c0ffee00c0ffee00": 3}
+
+        def forget(conn: Any) -> None:  # as a database made before 0004
+            conn.execute("DROP TABLE log_counts")
+            conn.execute("DELETE FROM migrations WHERE name = '0004_log_counts'")
+
+        db.write(forget)
+    finally:
+        db.close()
+    db = Database(path)
+    try:
+        check_counts(db)
+        assert q(db, "SELECT SUM(n) AS n FROM log_counts")[0]["n"] == 6
+    finally:
+        db.close()
