@@ -64,6 +64,7 @@ from pathlib import Path
 
 import bass_builder
 from bench.common import (
+    Failures,
     Samples,
     bass_serve,
     builder_argv,
@@ -72,6 +73,7 @@ from bench.common import (
     drop_report,
     new_trace_ids,
     per_second,
+    plural,
     print_machine,
     print_table,
     row,
@@ -104,22 +106,6 @@ for _ in range(int(sys.argv[1])):
     write(line)
 out.flush()
 """
-
-
-class Failures:
-    """Correctness checks that failed (they make the exit code 1)."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def check(self, ok: bool, what: str) -> bool:
-        if not ok:
-            self.items.append(what)
-        return ok
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def producer_argv(lines: int) -> list[str]:
@@ -576,13 +562,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 bench_logs(args, Path(tmp), failures, sample)
             print(f"({PARTS[part]}: {time.monotonic() - part_started:.0f} s)\n", flush=True)
-    print(f"total bench time: {time.monotonic() - started:.0f} s")
-    if failures.items:
-        print("\nCORRECTNESS CHECKS FAILED:")
-        for item in failures.items:
-            print(f"- {item}")
-        return 1
-    return 0
+    return failures.report(started)
 
 
 if __name__ == "__main__":

@@ -149,21 +149,7 @@ def row(
 
 def print_table(title: str, rows: Sequence[Sequence[str]], notes: Sequence[str] = ()) -> None:
     """A Markdown table (pastes into a README as it is), then notes as a list."""
-    widths = [max(len(str(r[i])) for r in (HEADER, *rows)) for i in range(len(HEADER))]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    print(f"## {title}\n")
-    print(line(HEADER))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
-    if notes:
-        print()
-        for note in notes:
-            print(f"- {note}")
-    print(flush=True)
+    print_grid(title, HEADER, rows, notes)
 
 
 # -- child processes -------------------------------------------------------------------
@@ -444,3 +430,32 @@ def drop_report(stderr: bytes) -> str | None:
         if "telemetry: dropped" in line:
             return line.strip()
     return None
+
+
+# -- correctness checks and parts --------------------------------------------------------
+
+
+class Failures:
+    """Correctness checks that failed (they make the exit code 1)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def check(self, ok: bool, what: str) -> bool:
+        if not ok:
+            self.items.append(what)
+        return ok
+
+    def report(self, started: float) -> int:
+        """Print the bench's total time and any failed check; the exit code."""
+        print(f"total bench time: {time.monotonic() - started:.0f} s")
+        if not self.items:
+            return 0
+        print("\nCORRECTNESS CHECKS FAILED:")
+        for item in self.items:
+            print(f"- {item}")
+        return 1
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

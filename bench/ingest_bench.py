@@ -66,6 +66,7 @@ from urllib.parse import quote
 
 from bench.common import (
     REPO,
+    Failures,
     Samples,
     bass_serve_on,
     child_env,
@@ -74,6 +75,7 @@ from bench.common import (
     megabytes,
     per_second,
     percentile,
+    plural,
     print_grid,
     print_machine,
     print_table,
@@ -98,24 +100,8 @@ RECORD_NAMES = {"traces": "spans", "logs": "log records"}
 FORMAT_NAMES = {"json": "OTLP/JSON", "protobuf": "OTLP/protobuf"}
 
 
-class Failures:
-    """Correctness checks that failed (they make the exit code 1)."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def check(self, ok: bool, what: str) -> bool:
-        if not ok:
-            self.items.append(what)
-        return ok
-
-
 def ms(value: float) -> str:
     return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value * 1000:.0f} ms"
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def read_only(path: Path) -> sqlite3.Connection:
@@ -909,13 +895,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 bench_queries(args, Path(tmp), failures)
             print(f"({PARTS[key]}: {time.monotonic() - part_started:.0f} s)\n", flush=True)
-    print(f"total bench time: {time.monotonic() - started:.0f} s")
-    if failures.items:
-        print("\nCORRECTNESS CHECKS FAILED:")
-        for item in failures.items:
-            print(f"- {item}")
-        return 1
-    return 0
+    return failures.report(started)
 
 
 if __name__ == "__main__":
