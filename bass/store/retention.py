@@ -66,13 +66,21 @@ def delete_logs_chunk(conn: sqlite3.Connection, trace_id: str) -> int:
 
 
 def delete_untraced_logs_chunk(conn: sqlite3.Connection, before_ns: int) -> int:
-    """Delete up to CHUNK log records that belong to no trace (sent without trace
-    context, by another service) and are older than `before_ns`."""
+    """Delete up to CHUNK of the oldest log records that belong to no trace (sent
+    without trace context, by another service), stopping at the first one not older
+    than `before_ns`: records arrive roughly in time order, and a pass must never scan
+    all of another service's logs inside a write transaction."""
     rows = conn.execute(
-        "SELECT id, body, trace_id, span_id FROM logs WHERE trace_id = '' AND time_ns < ? LIMIT ?",
-        (before_ns, CHUNK),
+        "SELECT id, body, trace_id, span_id, time_ns FROM logs WHERE trace_id = '' "
+        "ORDER BY id LIMIT ?",
+        (CHUNK,),
     ).fetchall()
-    return _delete_logs(conn, rows)
+    expired = []
+    for row in rows:
+        if row["time_ns"] >= before_ns:
+            break
+        expired.append(row)
+    return _delete_logs(conn, expired)
 
 
 def _delete_logs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> int:
