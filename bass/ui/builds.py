@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import (
     JSONResponse,
@@ -73,6 +75,30 @@ async def build(request: Request) -> Response:
         "active": build["state"] in ACTIVE,
     }
     return render(request, "build.html", "_build.html", context)
+
+
+async def timeline(request: Request) -> Response:
+    """/pipelines/NAME/N/timeline: the build's trace as a waterfall of its spans."""
+    name, number = request.path_params["name"], request.path_params["number"]
+
+    def load(conn):
+        build = jobs.by_number(conn, name, number)
+        if build is None:
+            return None
+        return build, telemetry.spans_of_traces(conn, [build["trace_id"]])
+
+    loaded = await request.state.db.aread(load)
+    if loaded is None:
+        return render_missing(request, f"no build {name} #{number}")
+    build, spans = loaded
+    now_ns = time.time_ns()
+    context = {
+        "build": build,
+        "now_ns": now_ns,
+        "timeline": steps.timeline(spans, now_ns),
+        "active": build["state"] in ACTIVE,
+    }
+    return render(request, "timeline.html", "_timeline.html", context)
 
 
 async def step_log(request: Request) -> Response:
@@ -157,5 +183,6 @@ routes = [
     Route("/pipelines/{name}/{number:id}/log", build_log, methods=["GET"], name="build_log"),
     Route("/pipelines/{name}/{number:id}/steplog", step_log, methods=["GET"], name="step_log"),
     Route("/pipelines/{name}/{number:id}/cancel", cancel, methods=["POST"], name="cancel"),
+    Route("/pipelines/{name}/{number:id}/timeline", timeline, methods=["GET"], name="timeline"),
     Route("/traces/{trace_id}", trace, methods=["GET"], name="trace"),
 ]

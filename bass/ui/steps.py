@@ -129,6 +129,39 @@ def grid(builds: list[dict[str, Any]], spans: list[dict[str, Any]], now_ns: int)
     return {"header": header, "columns": columns, "rows": rows}
 
 
+def timeline(spans: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
+    """A trace as a waterfall: every span depth first (children in start order), with
+    its bar's `left` and `width` in percent of the trace's time; a running span reaches
+    to now. Returns `rows`, `ticks` (percent, label) and `total` (its duration)."""
+    timed = [s for s in spans if s["start_ns"]]
+    if not timed:
+        return {"rows": [], "ticks": [], "total": ""}
+    first = min(s["start_ns"] for s in timed)
+    last = max(max(s["end_ns"] or now_ns, s["start_ns"]) for s in timed)
+    span_ns = max(last - first, 1)
+    rows = []
+
+    def walk(nodes: list[dict[str, Any]], depth: int) -> None:
+        for node in nodes:
+            if node["start_ns"]:
+                end = max(node["end_ns"] or now_ns, node["start_ns"])
+                rows.append(
+                    {
+                        "span": node,
+                        "depth": depth,
+                        "left": round((node["start_ns"] - first) * 100 / span_ns, 3),
+                        "width": round(max((end - node["start_ns"]) * 100 / span_ns, 0.2), 3),
+                        "duration": duration(node["start_ns"], node["end_ns"], now_ns),
+                    }
+                )
+            walk(node["children"], depth + 1)
+
+    walk(span_tree(timed), 0)
+    ticks = [(p, duration(first, first + span_ns * p // 100, now_ns) if p else "0") for p in
+             (0, 25, 50, 75, 100)]  # fmt: skip
+    return {"rows": rows, "ticks": ticks, "total": duration(first, last, now_ns)}
+
+
 def duration(start_ns: int, end_ns: int, now_ns: int) -> str:
     """A short human duration: 850ms, 12.3s, 4m 05s, 2h 03m."""
     if not start_ns:

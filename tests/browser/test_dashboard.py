@@ -163,3 +163,49 @@ def test_a_verbose_build_page_embeds_a_bounded_log_and_loads_the_rest_when_opene
     assert page.locator('li.step[data-step="s7"] pre.log').count() == 0
     assert page.goto(server.url + "/pipelines/verbose/9/steplog?span=x").status == 404
     page.close()
+
+
+TIMED = r"""#!/usr/bin/env python3
+from bass import build
+
+build({"name": "timed", "steps": [
+    {"name": "short", "exec": "sleep 0.2"},
+    {"name": "long", "exec": "sleep 1.2"},
+    {"name": "par", "order": "unordered", "steps": [
+        {"name": "p1", "exec": "sleep 0.5"},
+        {"name": "p2", "exec": "sleep 0.5"},
+    ]},
+]})
+"""
+
+
+def test_the_timeline_shows_each_span_where_and_as_long_as_it_ran(repo, serve, tmp_path, browser):
+    repo.commit({"job.py": TIMED})
+    server = serve(
+        {"timed": {"repository": str(repo.path), "exec": [sys.executable, "job.py"]}},
+        extra=["--local-worker", "--workspace-root", str(tmp_path / "ws")],
+    )  # fmt: skip
+    assert server.wait_for(server.webhook("timed")["id"])["state"] == "ok"
+
+    page = browser.new_page()
+    page.goto(server.url + "/pipelines/timed/1")
+    page.get_by_role("link", name="timeline").click()
+    page.wait_for_url("**/pipelines/timed/1/timeline")
+    rows = page.locator(".tl-row[data-step]")
+    names = rows.evaluate_all("els => els.map(e => e.dataset.step)")
+    assert names[-5:] == ["short", "long", "par", "p1", "p2"] and "checkout" in names
+    assert set(rows.evaluate_all("els => els.map(e => e.dataset.status)")) == {"ok"}
+
+    def box(name: str) -> dict:
+        bar = page.locator(f'.tl-row[data-step="{name}"] .tl-bar')
+        return bar.evaluate("e => { const r = e.getBoundingClientRect(); "
+                            "return {left: r.left, right: r.right, width: r.width}; }")  # fmt: skip
+
+    short, long_, p1, p2, par = (box(n) for n in ("short", "long", "p1", "p2", "par"))
+    assert long_["width"] > 3 * short["width"]  # 1.2 s against 0.2 s
+    assert long_["left"] >= short["right"] - 1  # one after the other
+    assert par["left"] >= long_["right"] - 1
+    assert abs(p1["left"] - p2["left"]) < 0.1 * long_["width"]  # side by side in time
+    assert p1["left"] >= par["left"] - 1 and p2["right"] <= par["right"] + 1
+    assert page.locator(".tl-axis .tl-tick").count() == 5
+    page.close()
