@@ -1114,9 +1114,10 @@ class _Masker:
 class _LogStream:
     """One output stream of one step, turned into log records line by line.
 
-    Bytes are decoded incrementally (UTF-8, errors replaced), cut at newlines, and the
-    records of one read are assembled as a single JSON fragment: only the bodies go
-    through the JSON encoder.
+    Bytes are decoded incrementally (UTF-8, errors replaced) and cut at newlines; the
+    complete lines of one read go to the exporter as one piece of text, made into JSON
+    fragments of many records each (`fragments`): only the bodies go through the JSON
+    encoder, and none at all when no line needs escaping.
     """
 
     def __init__(
