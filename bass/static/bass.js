@@ -18,3 +18,14 @@
     }
   });
 })();
+
+// A link to one step (#step-SPAN, from a grid cell) opens that step and shows it.
+document.addEventListener("DOMContentLoaded", () => {
+  const id = decodeURIComponent(location.hash.slice(1));
+  const step = id.startsWith("step-") ? document.getElementById(id) : null;
+  const details = step && step.querySelector(":scope > details");
+  if (!details) return;
+  details.open = true;
+  step.classList.add("target");
+  step.scrollIntoView({ block: "center" });
+});

@@ -34,7 +34,12 @@ async def pipeline(request: Request) -> Response:
         "now_ns": now_ns,
         "name": name,
         "config": config,
-        "grid": steps.grid(builds, spans, now_ns),
+        "grid": steps.grid(
+            builds,
+            spans,
+            now_ns,
+            lambda b: request.url_for("build", name=b["pipeline"], number=b["number"]).path,
+        ),
         "active": any(b["state"] in ACTIVE for b in builds),
         "older": builds[-1]["number"] if len(builds) == PAGE else None,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,19 +66,26 @@ class _Column:
 _EMPTY_CELL = Markup('<td class="cell none"></td>')
 
 
-def _cell(step: str, span: dict[str, Any], inherited: bool, now_ns: int) -> str:
-    """One `<td>` of the grid. A page holds hundreds of cells, so they are rendered here
-    rather than by the template, at a tenth of the cost; every value is escaped."""
+def _cell(step: str, span: dict[str, Any], inherited: bool, now_ns: int, url: str) -> str:
+    """One `<td>` of the grid, a link to the step on its build's page. A page holds
+    hundreds of cells, so they are rendered here rather than by the template, at a
+    tenth of the cost; every value is escaped."""
     status = escape(span["bass_status"])
     text = "" if inherited else duration(span["start_ns"], span["end_ns"], now_ns)
     return (
         f'<td class="cell s-{status}{" inherited" if inherited else ""}" '
         f'data-step="{escape(step)}" data-status="{status}" '
-        f'title="{escape(span["name"])}: {status}">{text}</td>'
+        f'title="{escape(span["name"])}: {status}">'
+        f'<a href="{escape(url)}#step-{escape(span["span_id"])}">{text}</a></td>'
     )
 
 
-def grid(builds: list[dict[str, Any]], spans: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
+def grid(
+    builds: list[dict[str, Any]],
+    spans: list[dict[str, Any]],
+    now_ns: int,
+    build_url: Callable[[dict[str, Any]], str],
+) -> dict[str, Any]:
     """Builds as rows, steps as columns, nested steps grouped under their parent.
 
     Returns `header` (rows of {name, colspan, rowspan}), `columns` (leaf paths) and
@@ -116,13 +124,14 @@ def grid(builds: list[dict[str, Any]], spans: list[dict[str, Any]], now_ns: int)
     rows = []
     names = ["/".join(column) for column in columns]
     for build, paths in zip(builds, per_build, strict=True):
+        url = build_url(build)
         cells = []
         for column, step in zip(columns, names, strict=True):
             cell = _EMPTY_CELL
             for cut in range(len(column), 0, -1):
                 span = paths.get(column[:cut])
                 if span is not None:
-                    cell = _cell(step, span, cut < len(column), now_ns)
+                    cell = _cell(step, span, cut < len(column), now_ns, url)
                     break
             cells.append(cell)
         rows.append({"build": build, "cells": Markup("".join(cells))})

@@ -96,6 +96,14 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
     assert ["gated/wait", "ok"] in steps and ["gated/finish/done", "ok"] in steps
     header = page.locator("table.grid thead").inner_text()
     assert "finish" in header and "done" in header
+
+    # a cell leads to its step, opened, on the build's page
+    page.locator("tr[data-build='1'] td.cell[data-step='gated/wait'] a").click()
+    page.wait_for_url("**/pipelines/gated/1#step-*")
+    wait = page.locator('li.step[data-step="wait"]')
+    assert "target" in (wait.get_attribute("class") or "")
+    assert wait.locator(":scope > details").get_attribute("open") is not None
+    assert "released" in wait.locator("pre.log").inner_text()
     page.close()
 
 
