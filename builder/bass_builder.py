@@ -188,7 +188,7 @@ EXIT_INVALID = 2
 # Telemetry export tuning.
 BATCH_RECORDS = 512  # spans per request, at most
 LOG_BATCH_RECORDS = 4096  # log records per request, at most (they are small)
-REFILL_RECORDS = 4 * LOG_BATCH_RECORDS  # log records made from spooled text at a time
+REFILL_RECORDS = 4 * LOG_BATCH_RECORDS  # the memory queue is refilled from the spool to this
 BATCH_BYTES = 1 << 20  # request body size, about
 QUEUE_RECORDS = 200_000  # queued spans + log records, at most
 QUEUE_BYTES = 64 << 20
@@ -855,13 +855,10 @@ class _Telemetry:
         spool = self._spool
         if spool is None:
             return
-        made = 0  # records made from text, here under the lock: a few ms at a time
-        while (
-            len(spool)
-            and self._queued < QUEUE_RECORDS // 2
-            and self._queued_bytes < QUEUE_BYTES // 2
-            and made < REFILL_RECORDS
-        ):
+        # Only a few requests' worth at a time: text is made into records here, under the
+        # lock, and a step still printing should not wait on records made long before
+        # the endpoint can take them.
+        while len(spool) and self._queued < REFILL_RECORDS and self._queued_bytes < BATCH_BYTES * 4:
             tag, count, data = spool.pop()
             if tag == "s":
                 fragments = [(1, data)]
@@ -874,7 +871,6 @@ class _Telemetry:
                 stream, now = head.split(" ")
                 fragments = self._streams[int(stream)].fragments(now, text)
                 self._logs.extend(fragments)
-                made += count
             for n, fragment in fragments:
                 self._queued += n
                 self._queued_bytes += len(fragment)
