@@ -798,14 +798,9 @@ class _Telemetry:
         spool as text, a third of the size, and are made into records when they come
         back: a step printing faster than its endpoint takes never waits on either."""
         with self._lock:
-            spill = self._spool is not None or (
-                self._queued > 0
-                and (
-                    self._queued + count > QUEUE_RECORDS
-                    or self._queued_bytes + 3 * len(text) > QUEUE_BYTES
-                )
-            )
-            if spill and self._dead is None:
+            if self._refused_locked("log records", count):
+                return
+            if self._spills_locked(count, 3 * len(text)):  # its JSON: about 3x the text
                 if stream not in self._stream_ids:
                     self._stream_ids[stream] = len(self._streams)
                     self._streams.append(stream)
@@ -818,14 +813,9 @@ class _Telemetry:
 
     def _enqueue(self, queue: deque, item: Any, count: int, size: int, kind: str) -> None:
         with self._lock:
-            if self._dead is not None:
-                self._drop_locked(kind, count, self._dead)
+            if self._refused_locked(kind, count):
                 return
-            if self._closing and not self._thread.is_alive():
-                self._drop_locked(kind, count, "written after the exporter stopped")
-                return
-            full = self._queued + count > QUEUE_RECORDS or self._queued_bytes + size > QUEUE_BYTES
-            if self._spool is not None or (full and self._queued):
+            if self._spills_locked(count, size):
                 tag, data = ("s", item) if kind == "spans" else ("l", item[1])
                 self._spill_locked(tag, count, size, data)
                 return
@@ -835,6 +825,25 @@ class _Telemetry:
             self._queued_bytes += size
             if was_empty or self._queued >= LOG_BATCH_RECORDS or self._queued_bytes >= BATCH_BYTES:
                 self._work.notify()
+
+    def _refused_locked(self, kind: str, count: int) -> bool:
+        """Drop (and count) records that arrive once the exporter can no longer send."""
+        if self._dead is not None:
+            reason = self._dead
+        elif self._closing and not self._thread.is_alive():
+            reason = "written after the exporter stopped"
+        else:
+            return False
+        self._drop_locked(kind, count, reason)
+        return True
+
+    def _spills_locked(self, count: int, size: int) -> bool:
+        """Whether new records go to the spool: it is in use (order is kept), or they
+        would overfill a memory queue that is not empty."""
+        return self._spool is not None or (
+            self._queued > 0
+            and (self._queued + count > QUEUE_RECORDS or self._queued_bytes + size > QUEUE_BYTES)
+        )
 
     def _spill_locked(self, tag: str, count: int, size: int, *parts: bytes) -> None:
         kind = "spans" if tag == "s" else "log records"

@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from bass.ingest.otlp_json import (
+    MAX_TIME,
     Decoded,
     OTLPDecodeError,
     body_text,
@@ -116,9 +117,11 @@ def decode_traces(body: bytes) -> Decoded:
                     }
                     for link in span.links
                 ]
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                start_ns = check_time(span.start_time_unix_nano, f"{where}.startTimeUnixNano")
-                end_ns = check_time(span.end_time_unix_nano, f"{where}.endTimeUnixNano")
+                start_ns, end_ns = span.start_time_unix_nano, span.end_time_unix_nano
+                if start_ns > MAX_TIME or end_ns > MAX_TIME:  # fixed64: never negative
+                    where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+                    check_time(start_ns, f"{where}.startTimeUnixNano")
+                    check_time(end_ns, f"{where}.endTimeUnixNano")
                 code = span.status.code
                 out.spans.append(
                     {
@@ -168,14 +171,15 @@ def decode_logs(body: bytes) -> Decoded:
                     value = any_value(body_value)
                     text = value if isinstance(value, str) else body_text(value)
                 attrs = attributes(record.attributes) if record.attributes else None
+                time_ns = record.time_unix_nano or record.observed_time_unix_nano or now_ns
+                if time_ns > MAX_TIME:
+                    where = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}]"
+                    check_time(time_ns, f"{where}.timeUnixNano")
                 append(
                     (
                         trace_id,
                         span_id,
-                        check_time(
-                            record.time_unix_nano or record.observed_time_unix_nano or now_ns,
-                            f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{i}].timeUnixNano",
-                        ),
+                        time_ns,
                         record.severity_number,
                         record.severity_text,
                         text,

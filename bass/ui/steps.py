@@ -88,9 +88,9 @@ def grid(
 ) -> dict[str, Any]:
     """Builds as rows, steps as columns, nested steps grouped under their parent.
 
-    Returns `header` (rows of {name, colspan, rowspan}), `columns` (leaf paths) and
-    `rows` ({build, cells}); `cells` is the row's `<td>`s as markup. A step that did not
-    run its children (skipped, failed setup) fills their cells as `inherited`.
+    Returns `header` (rows of {name, colspan, rowspan}) and `rows` ({build, cells});
+    `cells` is the row's `<td>`s as markup. A step that did not run its children
+    (skipped, failed setup) fills their cells as `inherited`.
     """
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for span in spans:
@@ -135,7 +135,7 @@ def grid(
                     break
             cells.append(cell)
         rows.append({"build": build, "cells": Markup("".join(cells))})
-    return {"header": header, "columns": columns, "rows": rows}
+    return {"header": header, "rows": rows}
 
 
 def timeline(spans: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
@@ -152,17 +152,16 @@ def timeline(spans: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
 
     def walk(nodes: list[dict[str, Any]], depth: int) -> None:
         for node in nodes:
-            if node["start_ns"]:
-                end = max(node["end_ns"] or now_ns, node["start_ns"])
-                rows.append(
-                    {
-                        "span": node,
-                        "depth": depth,
-                        "left": round((node["start_ns"] - first) * 100 / span_ns, 3),
-                        "width": round(max((end - node["start_ns"]) * 100 / span_ns, 0.2), 3),
-                        "duration": duration(node["start_ns"], node["end_ns"], now_ns),
-                    }
-                )
+            end = max(node["end_ns"] or now_ns, node["start_ns"])
+            rows.append(
+                {
+                    "span": node,
+                    "depth": depth,
+                    "left": round((node["start_ns"] - first) * 100 / span_ns, 3),
+                    "width": round(max((end - node["start_ns"]) * 100 / span_ns, 0.2), 3),
+                    "duration": duration(node["start_ns"], node["end_ns"], now_ns),
+                }
+            )
             walk(node["children"], depth + 1)
 
     walk(span_tree(timed), 0)
