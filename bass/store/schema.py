@@ -157,7 +157,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _statements(ddl):
+            for statement in statements(ddl):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
@@ -170,12 +170,17 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-def _statements(ddl: str) -> list[str]:
-    # executescript() would commit on its own; split so the migration stays one transaction.
-    statements, current = [], ""
-    for line in ddl.splitlines():
-        current += line.split("--", 1)[0] + "\n"
-        if sqlite3.complete_statement(current):
-            statements.append(current.strip())
-            current = ""
-    return [s for s in statements if s]
+def statements(ddl: str) -> list[str]:
+    """Split a migration into its statements, each ending at a `;` that SQLite's own
+    tokenizer says completes it: a `;` or `--` inside a string literal, a comment or a
+    trigger body does not end a statement. (executescript() would commit on its own;
+    splitting keeps the migration one transaction.) Text after the last `;` is a last
+    statement; when it is only comments, executing it does nothing."""
+    found, start = [], 0
+    for end, char in enumerate(ddl):
+        if char == ";" and sqlite3.complete_statement(ddl[start : end + 1]):
+            found.append(ddl[start : end + 1].strip())
+            start = end + 1
+    if ddl[start:].strip():
+        found.append(ddl[start:].strip())
+    return found
