@@ -1,4 +1,12 @@
-"""The ASGI app of `bass serve`, built by a factory: orchestrator + OTLP receiver + dashboard."""
+"""The ASGI app of `bass serve`, built by a factory: orchestrator + OTLP receiver +
+dashboard. Every edge between the parts is wired here, where it can be read:
+
+- the receiver tells the orchestrator of builds' root spans (`on_root_span`);
+- a build's end is heard by the receiver (its unfinished spans end with it) and the
+  mailer (`orchestrator.on_finished`);
+- the status page asks the receiver for its counters (`ingest_status`);
+- every HTTPException is answered by bass.errors, in the form its caller reads.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +17,6 @@ import os
 import secrets
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,48 +25,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bass import api, retention
-from bass.config import Config
+from bass import errors, pruning, webhook, worker_api
+from bass.config import Settings
 from bass.ingest import otlp_proto, receiver
-from bass.ingest.forward import Destination, Forwarder
+from bass.ingest.forward import Forwarder
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.poller import poll_forever
 from bass.store.db import Database
-from bass.ui import PACKAGE_DIR, builds, home, json_api, pipelines, search, templates
+from bass.ui import PACKAGE_DIR, builds, home, pipelines, query_api, search, status, templates
 
 log = logging.getLogger("bass.serve")
-
-
-@dataclass
-class Settings:
-    db: str = "bass.db"
-    host: str = "127.0.0.1"
-    port: int = 8080
-    config: Config = field(default_factory=Config)
-    local_worker: bool = False
-    local_worker_tags: list[str] = field(default_factory=list)
-    workspace_root: str = ".bass-workspace"
-    traces_endpoint: str | None = None
-    logs_endpoint: str | None = None
-    lease_seconds: float = 60.0
-    reap_interval: float = 5.0
-    max_body: int = receiver.DEFAULT_MAX_BODY
-    forward: list[Destination] = field(default_factory=list)
-    retention_days: float | None = None
-    keep_builds: int | None = None
-    prune_interval: float = 600.0
-    mailer: Mailer | None = None
-
-
-def local_url(settings: Settings) -> str:
-    """How a process on this machine reaches the server."""
-    host = settings.host
-    if host in ("0.0.0.0", "", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -80,8 +56,12 @@ def create_app(settings: Settings) -> Starlette:
             traces_endpoint=settings.traces_endpoint,
             logs_endpoint=settings.logs_endpoint,
         )
-        if settings.mailer is not None:
-            orchestrator.on_finished.append(settings.mailer.on_finished)
+        ingest = receiver.Receiver(db, max_body=settings.max_body, forwarders=forwarders)
+        ingest.on_root_span(orchestrator.root_span_seen)
+        orchestrator.on_finished.append(ingest.build_finished)
+        mailer = _mailer(settings)
+        if mailer is not None:
+            orchestrator.on_finished.append(mailer.on_finished)
         elif any(p.get("notifications") for p in settings.config.pipelines.values()):
             log.warning("pipelines ask for e-mail notifications, but no --smtp-host is set")
         worker_keys = list(settings.config.worker_keys)
@@ -92,23 +72,13 @@ def create_app(settings: Settings) -> Starlette:
             local_key = secrets.token_urlsafe(24)
             worker_keys.append(local_key)
             worker_thread = _start_local_worker(settings, local_key, local_name, stop)
-        reaper = asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))
-        policy = retention.Policy(
-            days=settings.retention_days,
-            keep_builds=settings.keep_builds,
-            per_pipeline={
-                name: p["keep-builds"]
-                for name, p in settings.config.pipelines.items()
-                if p.get("keep-builds")
-            },
-        )
-        poller = None
+        tasks = [asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))]
         if any(p.get("poll") for p in settings.config.pipelines.values()):
-            poller = asyncio.create_task(poll_forever(orchestrator))
-        pruner = None
+            tasks.append(asyncio.create_task(poll_forever(orchestrator)))
+        policy = pruning.Policy.from_settings(settings)
         if policy.active:
-            pruner = asyncio.create_task(
-                retention.prune_forever(db, policy, settings.prune_interval)
+            tasks.append(
+                asyncio.create_task(pruning.prune_forever(db, policy, settings.prune_interval))
             )
 
         def begin_shutdown() -> None:
@@ -122,18 +92,14 @@ def create_app(settings: Settings) -> Starlette:
             yield {
                 "db": db,
                 "orchestrator": orchestrator,
+                "receiver": ingest,
+                "ingest_status": ingest.status,
                 "worker_keys": worker_keys,
                 "templates": templates(),
-                "max_body": settings.max_body,
-                "forwarders": forwarders,
-                "ingest_stats": receiver.IngestStats(),
-                "decode_slots": receiver.decode_slots(),
             }
         finally:
-            reaper.cancel()
-            for task in (pruner, poller):
-                if task is not None:
-                    task.cancel()
+            for task in tasks:
+                task.cancel()
             stop.set()
             if worker_thread is not None:
                 await asyncio.to_thread(worker_thread.join, 30)
@@ -143,17 +109,33 @@ def create_app(settings: Settings) -> Starlette:
             db.close()
 
     routes = [
-        *api.routes,
+        *webhook.routes,
+        *worker_api.routes,
         *receiver.routes,
         *home.routes,
         *pipelines.routes,
         *builds.routes,
-        *json_api.routes,
+        *query_api.routes,
         *search.routes,
+        *status.routes,
         Route("/healthz", _healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.EXCEPTION_HANDLERS)
+
+
+def _mailer(settings: Settings) -> Mailer | None:
+    if not settings.smtp_host:
+        return None
+    return Mailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.smtp_from,
+        starttls=settings.smtp_starttls,
+        user=settings.smtp_user,
+        password=settings.smtp_password,
+        public_url=settings.public_url or settings.local_url(),
+    )
 
 
 async def _healthz(request: Request) -> Response:
@@ -165,8 +147,8 @@ async def _reap_forever(orchestrator: Orchestrator, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             await orchestrator.reap()
-        except Exception:
-            log.exception("reaping lost jobs failed")
+        except Exception:  # a failed pass is logged; the next one tries again
+            log.exception("reaping lost builds failed")
 
 
 def _start_local_worker(
@@ -175,7 +157,7 @@ def _start_local_worker(
     from bass.worker import Worker, WorkspaceBusy
 
     worker = Worker(
-        dequeue_endpoint=local_url(settings) + "/dequeue",
+        dequeue_endpoint=settings.local_url() + "/dequeue",
         api_key=key,
         tags=settings.local_worker_tags,
         workspace_root=settings.workspace_root,

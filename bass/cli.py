@@ -15,32 +15,37 @@ import urllib.parse
 import urllib.request
 
 from bass import config as config_files
-from bass.app import Settings
+from bass import states
+from bass.config import Settings
 
 log = logging.getLogger("bass")
 
+DEFAULTS = Settings()  # the one home of `bass serve`'s defaults
+SERVER_URL = f"http://localhost:{DEFAULTS.port}"
+
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    d = DEFAULTS
     p = sub.add_parser("serve", help="run the orchestrator, OTLP receiver and dashboard")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
-    p.add_argument("--db", default="bass.db", help="SQLite file (default %(default)s)")
+    p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=d.port, help="port to listen on (default %(default)s)")
+    p.add_argument("--db", default=d.db, help="SQLite file (default %(default)s)")
     p.add_argument(
         "-f",
         "--pipelines-file",
-        default="orchestrator-pipelines.json",
+        default=d.pipelines_file,
         help="pipelines JSON (default %(default)s)",
     )
     p.add_argument(
         "-e",
         "--env-file",
-        default="orchestrator.env",
+        default=d.env_file,
         help="key=value variables handed to every build (default %(default)s)",
     )
     p.add_argument(
         "-w",
         "--worker-keys-file",
-        default="worker-keys",
+        default=d.worker_keys_file,
         help="worker API keys, one per line (default %(default)s)",
     )
     p.add_argument(
@@ -51,44 +56,45 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--workspace-root",
-        default=".bass-workspace",
+        default=d.workspace_root,
         help="where the local worker checks out repositories (default %(default)s)",
     )
     p.add_argument(
         "-t",
         "--traces-endpoint",
-        default=None,
+        default=d.traces_endpoint,
         help="OTLP traces URL handed to builds (default: this server's /v1/traces)",
     )
     p.add_argument(
         "-l",
         "--logs-endpoint",
-        default=None,
+        default=d.logs_endpoint,
         help="OTLP logs URL handed to builds (default: this server's /v1/logs)",
     )
     p.add_argument(
         "--lease-seconds",
         type=float,
-        default=60.0,
-        help="a running job whose worker is silent this long ends as error (default %(default)s)",
+        default=d.lease_seconds,
+        help="a running build whose worker is silent this long ends as error "
+        "(default %(default)s)",
     )
     p.add_argument(
         "--max-body-mb",
         type=float,
-        default=64.0,
+        default=d.max_body >> 20,
         help="largest OTLP request accepted, after decompression (default %(default)s)",
     )
     p.add_argument(
         "--retention-days",
         type=float,
-        default=None,
+        default=d.retention_days,
         help="prune ended builds (with their spans and logs), and other traces, older "
         "than this (default: keep everything)",
     )
     p.add_argument(
         "--keep-builds",
         type=int,
-        default=None,
+        default=d.keep_builds,
         help="keep only the newest N ended builds of each pipeline (a pipeline's "
         "keep-builds field overrides it)",
     )
@@ -117,20 +123,24 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--smtp-host",
-        default=None,
+        default=d.smtp_host,
         help="SMTP server for the pipelines' e-mail notifications (default: none, no mail)",
     )
-    p.add_argument("--smtp-port", type=int, default=25, help="SMTP port (default %(default)s)")
-    p.add_argument("--smtp-from", default="", help="sender address (default bass@THIS-HOST)")
+    p.add_argument(
+        "--smtp-port", type=int, default=d.smtp_port, help="SMTP port (default %(default)s)"
+    )
+    p.add_argument(
+        "--smtp-from", default=d.smtp_from, help="sender address (default bass@THIS-HOST)"
+    )
     p.add_argument("--smtp-starttls", action="store_true", help="upgrade with STARTTLS")
     p.add_argument(
         "--smtp-user",
-        default=None,
+        default=d.smtp_user,
         help="log in as this user; the password comes from BASS_SMTP_PASSWORD",
     )
     p.add_argument(
         "--public-url",
-        default=None,
+        default=d.public_url,
         help="how people reach this server, for links in notifications (default http://HOST:PORT)",
     )
     p.add_argument(
@@ -139,7 +149,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="render one page in-process, print it and exit (a smoke test)",
     )
-    p.add_argument("--log-level", default="info", help="debug, info, warning (default info)")
+    p.add_argument(
+        "--log-level", default=d.log_level, help="debug, info, warning (default %(default)s)"
+    )
 
 
 def _worker_parser(sub: argparse._SubParsersAction) -> None:
@@ -151,7 +163,7 @@ def _worker_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-d",
         "--dequeue-endpoint",
-        default="http://localhost:8080/dequeue",
+        default=f"{SERVER_URL}/dequeue",
         help="the orchestrator's dequeue URL (default %(default)s)",
     )
     p.add_argument("-t", "--tags", default="", help="comma-separated tags of this worker")
@@ -162,14 +174,16 @@ def _worker_parser(sub: argparse._SubParsersAction) -> None:
         help="where repositories are checked out; one per worker (default %(default)s)",
     )
     p.add_argument("--name", default=None, help="worker name shown on builds (default host-pid)")
-    p.add_argument("--log-level", default="info", help="debug, info, warning (default info)")
+    p.add_argument(
+        "--log-level", default=DEFAULTS.log_level, help="debug, info, warning (default %(default)s)"
+    )
 
 
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="queue a build on a running bass serve")
     p.add_argument("pipeline")
     p.add_argument(
-        "--server", default="http://localhost:8080", help="URL of bass serve (default %(default)s)"
+        "--server", default=SERVER_URL, help="URL of bass serve (default %(default)s)"
     )
     p.add_argument("--changed-refs", default="", help="comma-separated commits (or a..b)")
     p.add_argument("--tags", default="", help="comma-separated tags of the pushed commit")
@@ -181,8 +195,12 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build the example pipelines on this machine, offline")
     p.add_argument("--dir", default="bass-demo", help="where the demo lives (default %(default)s)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=8080, help="port to listen on (default %(default)s)")
+    p.add_argument(
+        "--host", default=DEFAULTS.host, help="address to listen on (default %(default)s)"
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULTS.port, help="port to listen on (default %(default)s)"
+    )
 
 
 def _tmp() -> str:
@@ -221,24 +239,17 @@ def _tags(value: str) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from bass.ingest.forward import Destination, Forwarder, parse_headers
+    from bass.config import Destination
+    from bass.ingest.forward import Forwarder, parse_headers
+    from bass.server import render_once, run_server
 
-    try:
-        config = config_files.load(args.pipelines_file, args.env_file, args.worker_keys_file)
-        headers = parse_headers(args.forward_header)
-        forward = [Destination("traces", url, headers) for url in args.forward_traces] + [
-            Destination("logs", url, headers) for url in args.forward_logs
-        ]
-        for destination in forward:
-            Forwarder.check_url(destination.url)
-    except (config_files.ConfigError, ValueError) as e:
-        print(f"bass serve: {e}", file=sys.stderr)
-        return 2
     settings = Settings(
+        pipelines_file=args.pipelines_file,
+        env_file=args.env_file,
+        worker_keys_file=args.worker_keys_file,
         db=args.db,
         host=args.host,
         port=args.port,
-        config=config,
         local_worker=args.local_worker,
         local_worker_tags=_tags(args.local_worker_tags),
         workspace_root=args.workspace_root,
@@ -246,123 +257,44 @@ def serve(args: argparse.Namespace) -> int:
         logs_endpoint=args.logs_endpoint,
         lease_seconds=args.lease_seconds,
         max_body=int(args.max_body_mb * (1 << 20)),
-        forward=forward,
         retention_days=args.retention_days,
         keep_builds=args.keep_builds,
+        smtp_host=args.smtp_host,
+        smtp_port=args.smtp_port,
+        smtp_from=args.smtp_from,
+        smtp_starttls=args.smtp_starttls,
+        smtp_user=args.smtp_user,
+        smtp_password=os.environ.get("BASS_SMTP_PASSWORD"),
+        public_url=args.public_url,
+        log_level=args.log_level,
     )
-    if args.smtp_host:
-        from bass.app import local_url
-        from bass.notify import Mailer
-
-        settings.mailer = Mailer(
-            host=args.smtp_host,
-            port=args.smtp_port,
-            sender=args.smtp_from,
-            starttls=args.smtp_starttls,
-            user=args.smtp_user,
-            password=os.environ.get("BASS_SMTP_PASSWORD"),
-            public_url=args.public_url or local_url(settings),
-        )
+    try:
+        settings.load_files()
+        headers = parse_headers(args.forward_header)
+        settings.forward = [Destination("traces", url, headers) for url in args.forward_traces]
+        settings.forward += [Destination("logs", url, headers) for url in args.forward_logs]
+        for destination in settings.forward:
+            Forwarder.check_url(destination.url)
+    except (config_files.ConfigError, ValueError) as e:
+        print(f"bass serve: {e}", file=sys.stderr)
+        return 2
+    config = settings.config
     log.info(
         "%d pipeline(s) from %s: %s",
         len(config.pipelines),
-        args.pipelines_file,
+        settings.pipelines_file,
         ", ".join(config.pipelines) or "none",
     )
     log.info(
         "%d variable(s) from %s: %s",
         len(config.env),
-        args.env_file,
+        settings.env_file,
         ", ".join(config.env) or "none",
     )  # names only: values may be secrets
-    log.info("%d worker key(s) from %s", len(config.worker_keys), args.worker_keys_file)
+    log.info("%d worker key(s) from %s", len(config.worker_keys), settings.worker_keys_file)
     if args.get:
-        return _get(settings, args.get)
+        return render_once(settings, args.get)
     return run_server(settings)
-
-
-def run_server(settings: Settings) -> int:
-    """Serve until SIGINT or SIGTERM, then shut down cleanly and return 0.
-
-    The server runs in a thread so that the signal handlers are bass's own: they end
-    the workers' long-polls and cancel the local worker's build before connections
-    drain, and a second signal forces the exit.
-    """
-    import uvicorn
-
-    from bass.app import create_app, local_url
-
-    app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-    )
-
-    def on_signal(signum: int, _frame: object) -> None:
-        if server.should_exit:
-            server.force_exit = True
-            return
-        log.info("signal %d: shutting down", signum)
-        server.should_exit = True
-        begin_shutdown = getattr(app.state, "begin_shutdown", None)
-        if begin_shutdown is not None:
-            begin_shutdown()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    thread = threading.Thread(target=server.run, name="bass-serve")
-    announced = False
-    try:
-        thread.start()
-        while thread.is_alive():
-            thread.join(0.2)
-            if server.started and not announced:
-                log.info("listening; dashboard: %s/", local_url(settings))
-                announced = True
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0 if server.started else 1
-
-
-def _get(settings: object, path: str) -> int:
-    """Render one page in-process (no socket): a smoke test of the config and templates."""
-    import asyncio
-
-    from bass.app import create_app
-
-    app = create_app(settings)  # type: ignore[arg-type]
-    target = urllib.parse.urlsplit(path)
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-        "scheme": "http", "path": target.path or "/", "raw_path": (target.path or "/").encode(),
-        "query_string": target.query.encode(), "root_path": "", "headers": [(b"host", b"bass")],
-        "client": ("127.0.0.1", 0), "server": ("bass", 80),
-    }  # fmt: skip
-    status, chunks = 0, []
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    async def get() -> None:
-        async with app.router.lifespan_context(app) as state:
-            await app({**scope, "state": dict(state or {})}, receive, send)
-
-    asyncio.run(get())
-    sys.stdout.write(b"".join(chunks).decode("utf-8", "replace"))
-    return 0 if status < 400 else 1
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -420,13 +352,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     while True:
-        job = _request("GET", f"{server}/api/jobs/{answer['id']}")
-        if job["state"] not in ("queued", "running"):
+        build = _request("GET", f"{server}/api/builds/{answer['id']}")
+        if build["state"] not in states.ACTIVE:
             print(
-                f"{args.pipeline} #{job['number']}: {job['state']}"
-                + (f" ({job['message']})" if job.get("message") else "")
+                f"{args.pipeline} #{build['number']}: {build['state']}"
+                + (f" ({build['message']})" if build.get("message") else "")
             )
-            return 0 if job["state"] == "ok" else 1
+            return 0 if build["state"] == states.OK else 1
         time.sleep(0.5)
 
 

@@ -1,7 +1,8 @@
-"""The orchestrator's three files: pipelines (JSON), environment (key=value), worker keys.
+"""How `bass serve` is set up: its Settings (every default of its flags lives here) and
+the orchestrator's three files: pipelines (JSON), environment (key=value), worker keys.
 
-Names and defaults are the prototype's. Every problem is a ConfigError whose message
-names the file, the pipeline and the field, so `bass serve` can exit with it.
+File names and defaults are the prototype's. Every problem is a ConfigError whose
+message names the file, the pipeline and the field, so `bass serve` can exit with it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bass_builder import parse_duration
 
 log = logging.getLogger("bass.config")
 
@@ -30,8 +33,6 @@ KNOWN_FIELDS = {
     "description",
     "keep-builds",
 }
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
 class ConfigError(Exception):
@@ -40,9 +41,68 @@ class ConfigError(Exception):
 
 @dataclass
 class Config:
+    """What the three files say."""
+
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     worker_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Destination:
+    """Where the receiver also sends what it stores (`--forward-traces/-logs`)."""
+
+    kind: str  # "traces" or "logs"
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Settings:
+    """Everything `bass serve` runs with. The defaults here are the defaults of its
+    flags (the CLI reads them from this class) and of `bass demo`."""
+
+    pipelines_file: str = "orchestrator-pipelines.json"
+    env_file: str = "orchestrator.env"
+    worker_keys_file: str = "worker-keys"
+    db: str = "bass.db"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    config: Config = field(default_factory=Config)  # what the three files say
+    local_worker: bool = False
+    local_worker_tags: list[str] = field(default_factory=list)
+    workspace_root: str = ".bass-workspace"
+    traces_endpoint: str | None = None  # None: this server's own /v1/traces
+    logs_endpoint: str | None = None
+    lease_seconds: float = 60
+    max_body: int = 64 << 20  # bytes of an OTLP request, after decompression
+    forward: list[Destination] = field(default_factory=list)
+    retention_days: float | None = None
+    keep_builds: int | None = None
+    smtp_host: str | None = None  # None: no e-mail
+    smtp_port: int = 25
+    smtp_from: str = ""  # "": bass@THIS-HOST
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)  # from the environment
+    public_url: str | None = None  # None: local_url()
+    log_level: str = "info"
+    reap_interval: float = 5.0  # how often lost workers are looked for
+    prune_interval: float = 600.0  # how often retention runs
+
+    def local_url(self) -> str:
+        """How a process on this machine reaches the server."""
+        host = self.host
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def load_files(self) -> Settings:
+        """These settings with `config` read from the three files (ConfigError)."""
+        self.config = load(self.pipelines_file, self.env_file, self.worker_keys_file)
+        return self
 
 
 def load(pipelines_file: str, env_file: str, worker_keys_file: str) -> Config:
@@ -129,12 +189,10 @@ def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
 
 
 def _seconds(value: Any, fail: Any, name: str) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-        return float(value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match or float(match.group(1)) <= 0:
+    seconds = parse_duration(value)  # the builder's grammar: one for node and pipeline
+    if seconds is None:
         raise fail(name, 'must be a positive duration: seconds, or "30s", "5m", "1h", "1d"')
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    return seconds
 
 
 def _check_notifications(notifications: Any, fail: Any) -> None:

@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import bass
+from bass.config import Settings
 
 # pipeline name → the build entry of its example, run from the repository's root
 EXAMPLES = {
@@ -67,14 +68,14 @@ def prepare(root: Path) -> tuple[Path, dict[str, dict]]:
             "exec": ["sh", SHELL_EXAMPLE],
             "description": f"testpipelines/{SHELL_EXAMPLE}: a build entry in plain sh + curl",
         }
-    (root / "orchestrator-pipelines.json").write_text(json.dumps(pipelines, indent=2) + "\n")
-    env_file = root / "orchestrator.env"
+    (root / Settings.pipelines_file).write_text(json.dumps(pipelines, indent=2) + "\n")
+    env_file = root / Settings.env_file
     if not env_file.exists():
         env_file.write_text(
             "# variables every build gets; values are masked in logs\n"
             "apikey=demo-secret-not-for-production\n"
         )
-    keys = root / "worker-keys"
+    keys = root / Settings.worker_keys_file
     if not keys.exists():
         keys.write_text(secrets.token_urlsafe(24) + "\n")
         keys.chmod(0o600)
@@ -82,26 +83,22 @@ def prepare(root: Path) -> tuple[Path, dict[str, dict]]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from bass import config as config_files
-    from bass.app import Settings, local_url
-    from bass.cli import run_server
+    from bass.server import run_server
 
     root = Path(args.dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     repo, pipelines = prepare(root)
     settings = Settings(
-        db=str(root / "bass.db"),
+        pipelines_file=str(root / Settings.pipelines_file),
+        env_file=str(root / Settings.env_file),
+        worker_keys_file=str(root / Settings.worker_keys_file),
+        db=str(root / Settings.db),
         host=args.host,
         port=args.port,
-        config=config_files.load(
-            str(root / "orchestrator-pipelines.json"),
-            str(root / "orchestrator.env"),
-            str(root / "worker-keys"),
-        ),
         local_worker=True,
         workspace_root=str(root / "workspace"),
-    )
-    url = local_url(settings)
+    ).load_files()
+    url = settings.local_url()
     head = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -1,8 +1,10 @@
 """The orchestrator: the one facade over the build queue.
 
 Webhook, dashboard button, `bass run` and the poller all call `enqueue`; workers call
-`claim`, `heartbeat` and `report`; the OTLP receiver calls `root_span_seen`. HTTP and
-the CLI are thin adapters over these verbs.
+`claim`, `heartbeat` and `report`; the OTLP receiver tells `root_span_seen` (create_app
+subscribes it). When a build ends, every callback in `on_finished` hears of it
+(notifications, the receiver ending the build's unfinished spans). HTTP and the CLI are
+thin adapters over these verbs.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from bass import states
 from bass.config import PIPELINE_NAME, Config
-from bass.store import jobs, telemetry
+from bass.store import builds
 from bass.store.db import Database
 
 log = logging.getLogger("bass.orchestrator")
 
-BUILDER_EXIT_CODES = {0: "ok", 1: "failed", 3: "error", 4: "timeout", 5: "cancelled"}
 OnFinished = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -70,8 +72,8 @@ class Orchestrator:
         if pattern and not any(re.search(pattern, tag) for tag in tags or []):
             log.info("%s: suppressed, no tag in %s matches %r", pipeline, tags or [], pattern)
             return None
-        job = await self.db.awrite(
-            jobs.enqueue,
+        build = await self.db.awrite(
+            builds.enqueue,
             pipeline=pipeline,
             config=config,
             trigger=trigger,
@@ -81,9 +83,9 @@ class Orchestrator:
             root_span_id=secrets.token_hex(8),
             now=self.clock(),
         )
-        log.info("%s #%d queued (%s)", pipeline, job["number"], trigger)
+        log.info("%s #%d queued (%s)", pipeline, build["number"], trigger)
         self._wake_workers()
-        return job
+        return build
 
     # -- workers ----------------------------------------------------------------------
 
@@ -96,24 +98,24 @@ class Orchestrator:
         heartbeats: bool = False,
         gone: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, Any] | None:
-        """The oldest queued job this worker may run, waiting up to `wait` s for one.
+        """The oldest queued build this worker may run, waiting up to `wait` s for one.
 
         While waiting, `gone()` is asked every second: a worker that hung up (it was
-        stopped) must not be handed a job it will never run. `close()` ends every wait.
+        stopped) must not be handed a build it will never run. `close()` ends every wait.
         """
         deadline = self.clock() + wait
         while True:
             changed = self._queue_changed
-            job = await self.db.awrite(
-                jobs.claim,
+            build = await self.db.awrite(
+                builds.claim,
                 worker=worker,
                 tags=tags,
                 now=self.clock(),
                 lease_seconds=self.lease_seconds if heartbeats else None,
             )
-            if job is not None:
-                log.info("%s #%d claimed by %s", job["pipeline"], job["number"], worker)
-                return job
+            if build is not None:
+                log.info("%s #%d claimed by %s", build["pipeline"], build["number"], worker)
+                return build
             while not changed.is_set():  # until something is queued
                 remaining = deadline - self.clock()
                 if remaining <= 0 or self.closing:
@@ -129,43 +131,44 @@ class Orchestrator:
         """Shutting down: answer every waiting worker now (with nothing)."""
         self.closing = True
 
-    async def heartbeat(self, job_id: int) -> dict[str, Any] | None:
+    async def heartbeat(self, build_id: int) -> dict[str, Any] | None:
+        """Extend a running build's lease; None when it is not running."""
         return await self.db.awrite(
-            jobs.heartbeat, job_id, now=self.clock(), lease_seconds=self.lease_seconds
+            builds.heartbeat, build_id, now=self.clock(), lease_seconds=self.lease_seconds
         )
 
     async def report(
-        self, job_id: int, status: str, message: str | None = None
+        self, build_id: int, status: str, message: str | None = None
     ) -> dict[str, Any] | None:
-        """A worker's result for a job; None if the job had already ended."""
-        return await self._finish(job_id, status, message)
+        """A worker's result for a build; None if the build had already ended."""
+        return await self._finish(build_id, status, message)
 
-    async def cancel(self, job_id: int) -> dict[str, Any] | None:
+    async def cancel(self, build_id: int) -> dict[str, Any] | None:
         """Cancel a build: a queued one ends now, a running one at its worker's next
         heartbeat (a worker that does not heartbeat cannot be told, so it ends now)."""
-        job = await self.db.awrite(jobs.request_cancel, job_id)
-        if job is None:
+        build = await self.db.awrite(builds.request_cancel, build_id)
+        if build is None:
             return None
-        if job["state"] == "queued" or job["lease_expires"] is None:
-            return await self._finish(job_id, "cancelled", "cancelled from the dashboard")
-        return job
+        if build["state"] == states.QUEUED or build["lease_expires"] is None:
+            return await self._finish(build_id, states.CANCELLED, "cancelled from the dashboard")
+        return build
 
     async def reap(self) -> list[dict[str, Any]]:
-        """End the running jobs whose worker stopped heartbeating (worker lost)."""
-        lost = await self.db.aread(jobs.expired, now=self.clock())
+        """End the running builds whose worker stopped heartbeating (worker lost)."""
+        lost = await self.db.aread(builds.expired, now=self.clock())
         ended = []
-        for job in lost:
-            message = f"worker {job['worker']} lost: no heartbeat for {self.lease_seconds:g} s"
-            done = await self._finish(job["id"], "error", message)
+        for build in lost:
+            message = f"worker {build['worker']} lost: no heartbeat for {self.lease_seconds:g} s"
+            done = await self._finish(build["id"], states.ERROR, message)
             if done is not None:
-                log.warning("%s #%d: %s", job["pipeline"], job["number"], message)
+                log.warning("%s #%d: %s", build["pipeline"], build["number"], message)
                 ended.append(done)
         return ended
 
     async def abandon(self, worker: str, message: str) -> None:
         """End the builds a worker that is going away can no longer report."""
-        for job in await self.db.aread(jobs.running_on, worker):
-            await self._finish(job["id"], "cancelled", message)
+        for build in await self.db.aread(builds.running_on, worker):
+            await self._finish(build["id"], states.CANCELLED, message)
 
     # -- telemetry --------------------------------------------------------------------
 
@@ -173,76 +176,71 @@ class Orchestrator:
         """A span without parent arrived. It may be a build run outside the queue
         (`python3 job.py` against this server), or the end of a build whose worker
         only speaks the prototype's protocol (no heartbeat, no result report)."""
-        job = await self.db.aread(jobs.by_trace, span["trace_id"])
-        if job is None:
+        build = await self.db.aread(builds.by_trace, span["trace_id"])
+        if build is None:
             pipeline = span.get("service_name", "").removeprefix("bass:pipeline:")
             if pipeline == span.get("service_name") or not PIPELINE_NAME.fullmatch(pipeline):
                 return  # not a bass build, or a name the dashboard could not show
-            job = await self.db.awrite(
-                jobs.register_local,
+            build = await self.db.awrite(
+                builds.register_local,
                 pipeline=pipeline,
                 trace_id=span["trace_id"],
                 root_span_id=span["span_id"],
                 started_at=span["start_ns"] / 1e9 or self.clock(),
             )
-            if job is None:
+            if build is None:
                 return
-        legacy = job["state"] == "running" and job["lease_expires"] is None
-        if span["end_ns"] and (job["trigger"] == "local" or legacy):
-            if span["span_id"] == job["root_span_id"]:
-                await self._finish(job["id"], span["bass_status"], span["status_message"] or None)
+        legacy = build["state"] == states.RUNNING and build["lease_expires"] is None
+        if span["end_ns"] and (build["trigger"] == "local" or legacy):
+            if span["span_id"] == build["root_span_id"]:
+                await self._finish(build["id"], span["bass_status"], span["status_message"] or None)
 
     # -- internals --------------------------------------------------------------------
 
-    async def _finish(self, job_id: int, status: str, message: str | None) -> dict[str, Any] | None:
-        if status not in jobs.FINAL_STATES:
-            status = "error"
-        now = self.clock()
-
-        def finish(conn: Any) -> dict[str, Any] | None:
-            job = jobs.finish(conn, job_id, state=status, now=now, message=message)
-            if job is not None:
-                telemetry.close_open_spans(
-                    conn, job["trace_id"], end_ns=int(now * 1e9), status=status
-                )
-            return job
-
-        job = await self.db.awrite(finish)
-        if job is None:
+    async def _finish(
+        self, build_id: int, status: str, message: str | None
+    ) -> dict[str, Any] | None:
+        if status not in states.STATUSES:
+            status = states.ERROR
+        build = await self.db.awrite(
+            builds.finish, build_id, status=status, now=self.clock(), message=message
+        )
+        if build is None:
             return None
-        log.info("%s #%d %s", job["pipeline"], job["number"], status)
+        log.info("%s #%d %s", build["pipeline"], build["number"], status)
         for callback in self.on_finished:
             try:
-                await callback(job)
-            except Exception:
-                log.exception("after %s #%d finished", job["pipeline"], job["number"])
-        return job
+                await callback(build)
+            except Exception:  # one subscriber failing must not keep the others from hearing
+                log.exception("after %s #%d finished", build["pipeline"], build["number"])
+        return build
 
     def _wake_workers(self) -> None:
         changed, self._queue_changed = self._queue_changed, asyncio.Event()
         changed.set()
 
-    def job_json(self, job: dict[str, Any], base_url: str) -> dict[str, Any]:
-        """The job as a worker receives it from /dequeue (the prototype's fields first)."""
+    def job_json(self, build: dict[str, Any], base_url: str) -> dict[str, Any]:
+        """The build as a worker receives it from /dequeue: the job JSON of the worker
+        API (docs/contracts.md), the prototype's fields first."""
         base = base_url.rstrip("/")
         return {
-            "name": job["pipeline"],
-            "schedule-time": datetime.fromtimestamp(job["queued_at"], UTC).isoformat(),
+            "name": build["pipeline"],
+            "schedule-time": datetime.fromtimestamp(build["queued_at"], UTC).isoformat(),
             "env": dict(self.config.env),
-            "pipeline": job["config"],
-            "changed-refs": job["changed_refs"],
+            "pipeline": build["config"],
+            "changed-refs": build["changed_refs"],
             "otel": {
                 "traces-endpoint": self.traces_endpoint or f"{base}/v1/traces",
                 "logs-endpoint": self.logs_endpoint or f"{base}/v1/logs",
-                "service-name": f"bass:pipeline:{job['pipeline']}",
-                "trace-id": job["trace_id"],
-                "root-span-id": job["root_span_id"],
+                "service-name": f"bass:pipeline:{build['pipeline']}",
+                "trace-id": build["trace_id"],
+                "root-span-id": build["root_span_id"],
             },
-            "id": job["id"],
-            "number": job["number"],
-            "tags": job["tags"],
-            "lease-seconds": self.lease_seconds if job["lease_expires"] else None,
-            "heartbeat-url": f"{base}/jobs/{job['id']}/heartbeat",
-            "result-url": f"{base}/jobs/{job['id']}/result",
-            "build-url": f"{base}/pipelines/{job['pipeline']}/{job['number']}",
+            "id": build["id"],
+            "number": build["number"],
+            "tags": build["tags"],
+            "lease-seconds": self.lease_seconds if build["lease_expires"] else None,
+            "heartbeat-url": f"{base}/jobs/{build['id']}/heartbeat",
+            "result-url": f"{base}/jobs/{build['id']}/result",
+            "build-url": f"{base}/pipelines/{build['pipeline']}/{build['number']}",
         }

@@ -1,12 +1,19 @@
-"""Path parameters shared by the route modules: `{number:id}` is a build number or job
-id that SQLite's INTEGER can hold (1 to 18 digits); a longer one is no route (404),
-not an overflow in the store. Imported by every module that declares such a route."""
+"""What the routes read from a request, checked: `{number:id}` path parameters (a build
+number or id that SQLite's INTEGER can hold, 1 to 18 digits; a longer one is no route,
+404, not an overflow in the store), numbers in query strings, JSON object bodies.
+Imported by every module that declares an `{…:id}` route."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 MAX_ID = 2**63 - 1
+MAX_JSON_BODY = 1 << 20  # webhook and worker requests are small
 
 
 class IdConvertor(Convertor[int]):
@@ -28,3 +35,50 @@ def number(value: str | None) -> int | None:
     if value and value.isascii() and value.isdigit() and int(value) <= MAX_ID:
         return int(value)
     return None
+
+
+def query_int(request: Request, name: str, default: int, top: int) -> int:
+    """A query parameter as a number up to `top` (larger ones are cut to it), `default`
+    when absent; 400 when it is not a non-negative integer."""
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()):  # "²".isdigit(), but int("²") fails
+        raise HTTPException(400, f"{name} must be a non-negative integer")
+    return min(int(value), top)
+
+
+async def read_json(request: Request, *, required: bool) -> dict[str, Any]:
+    """The request's JSON object body ({} when empty and not required); 400 when it is
+    not a JSON object, 413 past MAX_JSON_BODY bytes."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise HTTPException(413, f"body larger than {MAX_JSON_BODY} bytes")
+    if not body.strip():
+        if required:
+            raise HTTPException(400, "a JSON object body is required")
+        return {}
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise HTTPException(400, f"malformed JSON body: {e}") from None
+    if not isinstance(payload, dict):
+        raise HTTPException(400, "the JSON body must be an object")
+    try:  # JSON can spell a lone surrogate ("\ud800"); no UTF-8 text, so no SQLite row, can
+        json.dumps(payload, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise HTTPException(400, "malformed JSON body: a string holds a lone surrogate") from None
+    return payload
+
+
+def string_list(value: Any, name: str) -> list[str]:
+    """A list of strings, or a comma-separated string, as a list (400 otherwise)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split(",") if v]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v]
+    raise HTTPException(400, f'"{name}" must be a list of strings or a comma-separated string')

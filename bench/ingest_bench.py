@@ -589,7 +589,7 @@ KINDS = [
 
 def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Query]:
     """`per_kind` requests of every kind over varied builds, kinds interleaved."""
-    from bass.store import jobs, telemetry
+    from bass.store import builds, telemetry
     from bass.ui import builds as build_pages
 
     rng = random.Random(seed)
@@ -609,7 +609,7 @@ def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Qu
                 if (name, number) in big:
                     continue
             trace_id = conn.execute(
-                "SELECT trace_id FROM jobs WHERE pipeline = ? AND number = ?", (name, number)
+                "SELECT trace_id FROM builds WHERE pipeline = ? AND number = ?", (name, number)
             ).fetchone()["trace_id"]
             spans = [
                 r["span_id"]
@@ -626,7 +626,7 @@ def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Qu
 
     def logs(name, number, **kw):
         def call(c):
-            found = jobs.by_number(c, name, number)
+            found = builds.by_number(c, name, number)
             return telemetry.logs_of(c, found["trace_id"], **kw)
 
         return call
@@ -638,16 +638,16 @@ def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Qu
         if kind == "list-page":
 
             def call(c):  # noqa: E306
-                rows = jobs.for_pipeline(c, name, limit=30)
+                rows = builds.for_pipeline(c, name, limit=30)
                 return telemetry.spans_of_traces(c, [b["trace_id"] for b in rows])
 
             return Query(kind, f"/pipelines/{name}", call)
         if kind == "list-api":
             return Query(kind, f"/api/pipelines/{name}/builds",
-                         lambda c: jobs.for_pipeline(c, name, limit=50))  # fmt: skip
+                         lambda c: builds.for_pipeline(c, name, limit=50))  # fmt: skip
         if kind == "tree":
             return Query(kind, base, lambda c: telemetry.spans_of(
-                c, jobs.by_number(c, name, number)["trace_id"]))  # fmt: skip
+                c, builds.by_number(c, name, number)["trace_id"]))  # fmt: skip
         if kind in ("logs-tail", "big-tail"):
             return Query(kind, f"{base}/logs?tail=1&limit=200",
                          logs(name, number, tail=True, limit=200))  # fmt: skip
@@ -811,7 +811,7 @@ def bench_queries(args: argparse.Namespace, tmp: Path, failures: Failures) -> No
         "p50/p95/max per round, median [min–max] over the rounds",
         f"search words (lines holding them): {words}; a search in a build asks for the "
         "common, the middling or (one time in five) the error word",
-        "store only: the same store functions the route calls (`jobs.*`, `telemetry.*`, "
+        "store only: the same store functions the route calls (`builds.*`, `telemetry.*`, "
         "the build page's `_load_build`), in this process, one read snapshot each, on the "
         "same file after the server stopped, for other random builds (as many, the same "
         "kinds); the ratio column is HTTP p95 / store p95",

@@ -499,11 +499,11 @@ def build_store(
     seed: int = 5,
 ) -> StoreInfo:
     """Write `plan.builds` finished builds and `plan.records` log lines into a new
-    SQLite file at `path`, through bass's store: `jobs.enqueue`/`jobs.finish` in large
+    SQLite file at `path`, through bass's store: `builds.enqueue`/`builds.finish` in large
     synced transactions, spans with `telemetry.insert_spans` and log lines with
     `telemetry.insert_logs` in requests of 512 through `Database.submit` (the
     receiver's own group-commit path, so the full-text index grows as it does in use)."""
-    from bass.store import jobs, telemetry
+    from bass.store import builds, telemetry
     from bass.store.db import Database
 
     started = time.monotonic()
@@ -531,7 +531,7 @@ def build_store(
             config = {"repository": f"https://git.example.com/team/{name}.git",
                       "exec": ["python3", "job.py"]}  # fmt: skip
             out.append(
-                jobs.enqueue(
+                builds.enqueue(
                     conn,
                     pipeline=name,
                     config=config,
@@ -583,7 +583,7 @@ def build_store(
     def finish(conn, chunk: list[tuple[int, str, float]]) -> None:
         for job_id, state, at in chunk:
             message = "a step failed" if state == "failed" else None
-            jobs.finish(conn, job_id, state=state, now=at, message=message)
+            builds.finish(conn, job_id, status=state, now=at, message=message)
 
     for i in range(0, len(endings), 2000):
         db.write(finish, endings[i : i + 2000])

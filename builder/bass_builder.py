@@ -39,7 +39,8 @@ teardown                node that always runs (after failure, timeout or cancel)
                         failing teardown fails its node
 if-changeset-matches    regex searched in each changed path; the node is skipped unless
                         one matches (an empty changeset runs everything)
-timeout                 seconds (number or numeric string); on a group it bounds the whole
+timeout                 seconds: a number, or a string with an optional unit ("90", "90s",
+                        "30m", "2h", "1d"); on a group it bounds the whole
                         group: running children are killed, the rest skipped
 cwd                     directory relative to the inherited one; must stay inside --root
                         (symlinks resolved), else the node ends in "error"
@@ -158,9 +159,15 @@ __all__ = [
     "SKIPPED",
     "CANCELLED",
     "ERROR",
+    "RUNNING",
     "STATUSES",
     "EXIT_CODES",
     "EXIT_INVALID",
+    "status_of_exit_code",
+    "parse_duration",
+    "retry_after_seconds",
+    "Backoff",
+    "signal_process_group",
     "PipelineError",
     "Reporter",
     "Options",
@@ -184,6 +191,19 @@ STATUSES = (OK, FAILED, TIMEOUT, SKIPPED, CANCELLED, ERROR)
 _PRECEDENCE = (CANCELLED, ERROR, TIMEOUT, FAILED, OK, SKIPPED)
 EXIT_CODES = {OK: 0, SKIPPED: 0, FAILED: 1, ERROR: 3, TIMEOUT: 4, CANCELLED: 5}
 EXIT_INVALID = 2
+# A process killed by SIGINT or SIGTERM (negative: Popen's returncode; 128+n: a shell's).
+_SIGNALLED = (-2, -15, 130, 143)
+
+
+def status_of_exit_code(code: int) -> str:
+    """How a build entry's exit code reads as a status: the builder's codes, a process
+    stopped by SIGINT/SIGTERM cancelled, anything else failed."""
+    if code in _SIGNALLED:
+        return CANCELLED
+    for status, status_code in EXIT_CODES.items():
+        if status_code == code and status != SKIPPED:
+            return status
+    return FAILED
 
 # Telemetry export tuning.
 BATCH_RECORDS = 512  # spans per request, at most
@@ -311,7 +331,7 @@ def _validate_node(node: Any, path: str, problems: list[str]) -> None:
                 re.compile(pattern)
             except re.error as e:
                 problems.append(f"{where}: invalid regex {_quote(pattern)}: {e}")
-    if "timeout" in node and _parse_timeout(node["timeout"]) is None:
+    if "timeout" in node and parse_duration(node["timeout"]) is None:
         problems.append(f"{_key_path(path, 'timeout')}: must be a positive number")
     if "cwd" in node:
         cwd = node["cwd"]
@@ -336,18 +356,27 @@ def _validate_exec(value: Any, where: str, problems: list[str]) -> None:
         )
 
 
-def _parse_timeout(value: Any) -> float | None:
-    """Seconds as a positive finite float, or None when `value` is not one."""
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([smhd]?)\s*")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds as a positive float, from a number, a numeric string or a string with a
+    unit ("90s", "30m", "1.5h", "1d"); None when `value` is none of these. bass reads
+    the pipelines file's durations with this function too."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, str):
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.fullmatch(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    elif isinstance(value, str):
         try:
-            value = float(value.strip())
+            seconds = float(value.strip())  # "1e3" too, as the builder always took it
         except ValueError:
             return None
-    if not isinstance(value, (int, float)):
+    else:
         return None
-    seconds = float(value)
     if seconds != seconds or seconds in (float("inf"), float("-inf")) or seconds <= 0:
         return None
     return seconds
@@ -977,7 +1006,7 @@ class _Telemetry:
     def _post_with_retries(
         self, endpoint: _Endpoint, body: Sequence[bytes], count: int, kind: str
     ) -> None:
-        backoff = BACKOFF_FIRST
+        backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
         while True:
             timeout = HTTP_TIMEOUT
             if self._closing:  # never wait on a dead endpoint past the flush budget
@@ -1010,9 +1039,7 @@ class _Telemetry:
             with self._lock:
                 self._healthy = False
                 self._last_error = error
-            delay = _retry_after_seconds(retry_after)
-            if delay is None:
-                delay, backoff = backoff, min(backoff * 2, BACKOFF_MAX)
+            delay = backoff.delay(retry_after)
             if self._closing:
                 remaining = self._give_up_at() - time.monotonic()
                 if remaining <= 0:
@@ -1067,14 +1094,40 @@ class _Telemetry:
         return f"telemetry: dropped {counts}: {reasons}"
 
 
-def _retry_after_seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header's seconds, kept within 0-60; None when absent or an HTTP date
+    (a backoff then decides)."""
     if not value:
         return None
     try:
         seconds = float(value.strip())
     except ValueError:
-        return None  # an HTTP date: use the backoff instead
+        return None
+    if seconds != seconds:  # NaN
+        return None
     return min(max(seconds, 0.0), 60.0)
+
+
+class Backoff:
+    """How long to wait before the next retry: what the server asked for in Retry-After
+    (never less than `first`: "0" must not make a busy loop), else `first`, twice that,
+    and so on up to `most` seconds. bass's forwarders and worker retry with it too."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first = first
+        self.most = most
+        self._next = first
+
+    def delay(self, retry_after: str | None = None) -> float:
+        asked = retry_after_seconds(retry_after)
+        if asked is not None:
+            return max(asked, self.first)
+        delay, self._next = self._next, min(self._next * 2, self.most)
+        return delay
+
+    def reset(self) -> None:
+        """A request succeeded: the next failure starts from `first` again."""
+        self._next = self.first
 
 
 def _describe_error(error: BaseException) -> str:
@@ -1787,7 +1840,7 @@ class _Run:
             return ERROR, "internal error"
 
     def _limit(self, context: _Context, node: dict, path: str) -> None:
-        seconds = _parse_timeout(node.get("timeout"))
+        seconds = parse_duration(node.get("timeout"))
         if seconds is not None:
             deadline = time.monotonic() + seconds
             if context.deadline is None or deadline < context.deadline:
@@ -1798,7 +1851,7 @@ class _Run:
         attrs = span.attributes
         if role:
             attrs["bass.role"] = role
-        seconds = _parse_timeout(node.get("timeout"))
+        seconds = parse_duration(node.get("timeout"))
         if seconds is not None:
             attrs["bass.timeout"] = seconds
         if "steps" in node:
@@ -2150,10 +2203,10 @@ def _pump(
                 if stop is not None:
                     why = run._timeout_message(context) if stop == "timeout" else "cancelled"
                     run._builder_log(span.span_id, f"bass: {why}; stopping the step's processes")
-                    _signal_group(proc.pid, signal.SIGTERM)
+                    signal_process_group(proc.pid, signal.SIGTERM)
                     killed_at = now
             elif not hard_killed and now - killed_at >= KILL_GRACE_SECONDS:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_process_group(proc.pid, signal.SIGKILL)
                 hard_killed = True
             elif hard_killed and now - killed_at >= KILL_GRACE_SECONDS + 1:
                 break  # something escaped the process group and holds the pipes
@@ -2190,7 +2243,7 @@ def _pump(
         out.close()
         err.close()
         if stop is not None:
-            _signal_group(proc.pid, signal.SIGKILL)
+            signal_process_group(proc.pid, signal.SIGKILL)
         if exited and pidfd >= 0:
             proc.wait()  # already exited: returns at once
         while proc.returncode is None:
@@ -2200,7 +2253,7 @@ def _pump(
                 if stop is None:
                     stop = run.interrupted(context)
                     if stop is not None:
-                        _signal_group(proc.pid, signal.SIGKILL)
+                        signal_process_group(proc.pid, signal.SIGKILL)
         proc.stdout.close()
         proc.stderr.close()
     return stop
@@ -2229,7 +2282,9 @@ def _pidfd_open(pid: int) -> int:
         return -1
 
 
-def _signal_group(pgid: int, sig: int) -> None:
+def signal_process_group(pgid: int, sig: int) -> None:
+    """Send `sig` to a process group (a step, or a build entry, started in a session
+    of its own); one that is gone already is no error."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):

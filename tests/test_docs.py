@@ -34,7 +34,7 @@ def test_every_flag_is_in_the_readme():
 
 
 def test_every_build_variable_is_in_the_readme():
-    source = (Path(cli.__file__).parent / "worker.py").read_text()
+    source = (Path(cli.__file__).parent / "worker" / "runner.py").read_text()
     names = set(re.findall(r'"((?:BASS|OTEL)_[A-Z_]+|TRACEPARENT)"', source))
     assert "BASS_PIPELINE" in names and "TRACEPARENT" in names
     missing = sorted(n for n in names if f"`{n}`" not in README)

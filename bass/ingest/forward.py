@@ -15,13 +15,15 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from bass_builder import Backoff
+
+from bass.config import Destination
 from bass.ingest import otlp_json
 
 log = logging.getLogger("bass.forward")
@@ -29,13 +31,6 @@ log = logging.getLogger("bass.forward")
 RETRYABLE = {429, 502, 503, 504}
 _ID_SIZES = {"traceId": 16, "trace_id": 16, "spanId": 8, "span_id": 8,
              "parentSpanId": 8, "parent_span_id": 8}  # fmt: skip
-
-
-@dataclass
-class Destination:
-    kind: str  # "traces" or "logs"
-    url: str
-    headers: dict[str, str]
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -169,7 +164,7 @@ class Forwarder:
             except Exception as e:  # not convertible: the destination could not read it
                 self._give_up(records, f"cannot convert to protobuf: {e}")
                 continue
-            backoff = self.backoff_first
+            backoff = Backoff(self.backoff_first, self.backoff_max)
             while True:
                 connection = connection or self._connect()
                 try:
@@ -197,10 +192,8 @@ class Forwarder:
                     self._give_up(records, "stopped before delivery")
                     break
                 self.retried += 1
-                delay = _retry_after(retry_after) or backoff
-                backoff = min(backoff * 2, self.backoff_max)
                 with self._lock:
-                    self._lock.wait(delay)
+                    self._lock.wait(backoff.delay(retry_after))
 
     def _delivered(self, records: int) -> None:
         with self._lock:
@@ -229,10 +222,3 @@ class Forwarder:
 
     def _headers(self) -> dict[str, str]:
         return {"Content-Type": "application/x-protobuf", **self.destination.headers}
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return min(max(float(value), 0.0), 60.0) if value else None
-    except ValueError:
-        return None

@@ -33,6 +33,8 @@ from bass.ingest.otlp_json import (
     to_json,
 )
 
+PROTOBUF = "application/x-protobuf"
+
 
 def check_backend() -> str | None:
     """None when protobuf parses in C (upb), else a warning to log."""

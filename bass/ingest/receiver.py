@@ -16,24 +16,25 @@ import logging
 import sqlite3
 import zlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from anyio import to_thread
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from bass.ingest import otlp_json, otlp_proto
 from bass.store import telemetry
-from bass.store.db import Busy
+from bass.ingest.forward import Forwarder
+from bass.store.db import Busy, Database
 
 log = logging.getLogger("bass.ingest")
 
-DEFAULT_MAX_BODY = 32 << 20  # after decompression
 JSON = "application/json"
-PROTOBUF = "application/x-protobuf"
+PROTOBUF = otlp_proto.PROTOBUF
 DECODERS = {
     ("traces", JSON): otlp_json.decode_traces,
     ("traces", PROTOBUF): otlp_proto.decode_traces,
@@ -62,22 +63,85 @@ class IngestStats:
         }
 
 
-class Rejected(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+RootSpanListener = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-def _failure(e: Rejected, encoding: str) -> Response:
-    # google.rpc.Status codes: 3 INVALID_ARGUMENT, 8 RESOURCE_EXHAUSTED, 14 UNAVAILABLE
-    code = {413: 8, 429: 8, 503: 14}.get(e.status, 3)
-    if encoding == PROTOBUF:
-        body = otlp_proto.status(code, e.message)
-    else:
-        body = json.dumps({"code": code, "message": e.message}).encode()
-    return Response(body, status_code=e.status, media_type=encoding, headers=e.headers)
+class Receiver:
+    """The receiver of one `bass serve`: the store it writes to, the destinations it
+    forwards to, its counters, and who hears of builds' root spans (`on_root_span`,
+    wired by create_app: the orchestrator, which starts and ends builds by them)."""
+
+    def __init__(
+        self, db: Database, *, max_body: int, forwarders: dict[str, list[Forwarder]]
+    ) -> None:
+        self.db = db
+        self.max_body = max_body
+        self.forwarders = forwarders
+        self.stats = IngestStats()
+        self.decode_slots = asyncio.Semaphore(4)  # decoding holds the GIL: a few at a time
+        self.root_span_listeners: list[RootSpanListener] = []
+
+    def on_root_span(self, listener: RootSpanListener) -> None:
+        """Call `listener(span)` for every root span of a bass build that is stored."""
+        self.root_span_listeners.append(listener)
+
+    async def build_finished(self, build: dict[str, Any]) -> None:
+        """A build ended: its spans that never reported an end (worker lost, build
+        killed) end with it, with its status, instead of staying "running" forever."""
+        end_ns = int((build["finished_at"] or 0) * 1e9)
+        await self.db.awrite(
+            telemetry.close_open_spans, build["trace_id"], end_ns=end_ns, status=build["state"]
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Counters for /api/status: requests, records, forwarding."""
+        return {
+            "ingest": self.stats.as_dict(),
+            "forwarding": [f.status() for kind in self.forwarders.values() for f in kind],
+        }
+
+    async def ingest(self, request: Request, kind: str) -> Response:
+        encoding = content_type(request)
+        try:
+            decode = DECODERS.get((kind, encoding))
+            if decode is None:
+                raise HTTPException(
+                    415, f"unsupported Content-Type {encoding!r}: use {JSON} or {PROTOBUF}"
+                )
+            body = await read_body(request, self.max_body)
+            async with self.decode_slots:
+                try:
+                    decoded = await to_thread.run_sync(decode, body)
+                except otlp_json.OTLPDecodeError as e:
+                    raise HTTPException(400, str(e)) from None
+            rows = decoded.spans if kind == "traces" else decoded.logs
+            try:
+                await self.db.asubmit(STORE[kind], rows)
+            except Busy:
+                raise HTTPException(
+                    503, "the store is behind, retry later", {"Retry-After": "1"}
+                ) from None
+            except sqlite3.OperationalError as e:
+                log.warning("store busy, asking the exporter to retry: %s", e)
+                raise HTTPException(
+                    503, "the store is busy, retry later", {"Retry-After": "1"}
+                ) from None
+        except HTTPException as e:  # answered by bass.errors, in the request's encoding
+            self.stats.requests[f"{kind} {e.status_code}"] += 1
+            raise
+        self.stats.requests[f"{kind} 200"] += 1
+        self.stats.records[kind] += len(rows)
+        self.stats.rejected[kind] += decoded.rejected
+        for forwarder in self.forwarders.get(kind, ()):
+            forwarder.offer(body, encoding, len(rows))
+        if kind == "traces":
+            for span in decoded.spans:  # a build's root span can start or end a build
+                if not span["parent_span_id"] and span["service_name"].startswith(
+                    "bass:pipeline:"
+                ):
+                    for listener in self.root_span_listeners:
+                        await listener(span)
+        return _answer(kind, encoding, decoded)
 
 
 def content_type(request: Request) -> str:
@@ -90,12 +154,12 @@ async def read_body(request: Request, max_body: int) -> bytes:
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > max_body:
-            raise Rejected(413, f"body larger than {max_body} bytes")
+            raise HTTPException(413, f"body larger than {max_body} bytes")
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding in ("", "identity"):
         return bytes(raw)
     if encoding not in ("gzip", "deflate"):
-        raise Rejected(415, f"unsupported Content-Encoding {encoding!r}")
+        raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}")
     # gzip, or deflate with a zlib header; a raw deflate stream is accepted too.
     wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
     try:
@@ -106,7 +170,7 @@ async def read_body(request: Request, max_body: int) -> bytes:
                 raise
             return _inflate(bytes(raw), -zlib.MAX_WBITS, max_body)
     except zlib.error as e:
-        raise Rejected(400, f"body is not valid {encoding}: {e}") from None
+        raise HTTPException(400, f"body is not valid {encoding}: {e}") from None
 
 
 def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
@@ -116,7 +180,7 @@ def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
         inflater = zlib.decompressobj(wbits)
         out += inflater.decompress(data, limit + 1 - len(out))
         if len(out) > limit:
-            raise Rejected(413, f"decompressed body larger than {limit} bytes")
+            raise HTTPException(413, f"decompressed body larger than {limit} bytes")
         if not inflater.eof:
             raise zlib.error("truncated stream")
         data = inflater.unused_data
@@ -135,49 +199,12 @@ def _answer(kind: str, encoding: str, decoded: otlp_json.Decoded) -> Response:
     return Response(json.dumps({"partialSuccess": partial}).encode(), media_type=JSON)
 
 
-async def _ingest(request: Request, kind: str) -> Response:
-    state = request.state
-    encoding = content_type(request)
-    stats: IngestStats = state.ingest_stats
-    try:
-        decode = DECODERS.get((kind, encoding))
-        if decode is None:
-            raise Rejected(415, f"unsupported Content-Type {encoding!r}: use {JSON} or {PROTOBUF}")
-        body = await read_body(request, state.max_body)
-        async with state.decode_slots:  # decoding holds the GIL: a few at a time is enough
-            try:
-                decoded = await to_thread.run_sync(decode, body)
-            except otlp_json.OTLPDecodeError as e:
-                raise Rejected(400, str(e)) from None
-        rows = decoded.spans if kind == "traces" else decoded.logs
-        try:
-            await state.db.asubmit(STORE[kind], rows)
-        except Busy:
-            raise Rejected(503, "the store is behind, retry later", {"Retry-After": "1"}) from None
-        except sqlite3.OperationalError as e:
-            log.warning("store busy, asking the exporter to retry: %s", e)
-            raise Rejected(503, "the store is busy, retry later", {"Retry-After": "1"}) from None
-    except Rejected as e:
-        stats.requests[f"{kind} {e.status}"] += 1
-        return _failure(e, PROTOBUF if encoding == PROTOBUF else JSON)
-    stats.requests[f"{kind} 200"] += 1
-    stats.records[kind] += len(rows)
-    stats.rejected[kind] += decoded.rejected
-    for forwarder in state.forwarders.get(kind, ()):
-        forwarder.offer(body, encoding, len(rows))
-    if kind == "traces":
-        for span in decoded.spans:  # a build's root span can start or end a build
-            if not span["parent_span_id"] and span["service_name"].startswith("bass:pipeline:"):
-                await state.orchestrator.root_span_seen(span)
-    return _answer(kind, encoding, decoded)
-
-
 async def traces(request: Request) -> Response:
-    return await _ingest(request, "traces")
+    return await request.state.receiver.ingest(request, "traces")
 
 
 async def logs(request: Request) -> Response:
-    return await _ingest(request, "logs")
+    return await request.state.receiver.ingest(request, "logs")
 
 
 async def metrics(request: Request) -> Response:
@@ -187,10 +214,6 @@ async def metrics(request: Request) -> Response:
     if content_type(request) == PROTOBUF:
         return Response(b"", media_type=PROTOBUF)  # an empty ExportMetricsServiceResponse
     return Response(b"{}", media_type=JSON)
-
-
-def decode_slots() -> asyncio.Semaphore:
-    return asyncio.Semaphore(4)
 
 
 routes = [

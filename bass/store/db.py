@@ -59,7 +59,7 @@ class Database:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         else:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # In WAL mode, NORMAL survives a crash or kill of bass; `write` (jobs) also
+            # In WAL mode, NORMAL survives a crash or kill of bass; `write` (builds) also
             # survives a power cut: it syncs, and with it everything committed before.
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.row_factory = _dict_factory
@@ -69,7 +69,7 @@ class Database:
 
     def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run fn(conn, ...) in one IMMEDIATE transaction on the writer connection,
-        synced to disk at commit (a queued job must survive a power cut)."""
+        synced to disk at commit (a queued build must survive a power cut)."""
         with self._write_lock:
             conn = self._writer
             conn.execute("PRAGMA synchronous=FULL")

@@ -25,7 +25,7 @@ def expired_builds(
         """
         SELECT id, pipeline, number, trace_id, finished_at,
                ROW_NUMBER() OVER (PARTITION BY pipeline ORDER BY number DESC) AS age
-        FROM jobs WHERE finished_at IS NOT NULL AND state NOT IN ('queued', 'running')
+        FROM builds WHERE finished_at IS NOT NULL  -- set when, and only when, a build ends
         """
     ).fetchall()
     out = []
@@ -48,7 +48,7 @@ def stray_traces(
         """
         SELECT DISTINCT trace_id FROM spans
         WHERE parent_span_id = '' AND start_ns < ?
-          AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.trace_id = spans.trace_id)
+          AND NOT EXISTS (SELECT 1 FROM builds WHERE builds.trace_id = spans.trace_id)
         LIMIT ?
         """,
         (started_before_ns, limit),
@@ -103,7 +103,7 @@ def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
     """Delete a trace's spans and its build row (after its logs are gone)."""
     conn.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
     conn.execute("DELETE FROM log_counts WHERE trace_id = ?", (trace_id,))
-    conn.execute("DELETE FROM jobs WHERE trace_id = ?", (trace_id,))
+    conn.execute("DELETE FROM builds WHERE trace_id = ?", (trace_id,))
 
 
 def free_pages(conn: sqlite3.Connection) -> int:

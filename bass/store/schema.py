@@ -139,6 +139,50 @@ MIGRATIONS: list[tuple[str, str]] = [
             SELECT trace_id, span_id, COUNT(*) FROM logs GROUP BY trace_id, span_id;
         """,
     ),
+    (
+        "0005_builds",
+        """
+        -- The row a user sees is a build: `jobs` becomes `builds`, and its state is checked
+        -- against the words bass uses (bass.states.STATES): queued, running, or the
+        -- status the build ended with. SQLite cannot add a CHECK to a table, so the
+        -- table is made anew and the rows copied, ids included.
+        CREATE TABLE builds (
+            id INTEGER PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'ok', 'failed',
+                                                 'timeout', 'skipped', 'cancelled', 'error')),
+            trigger TEXT NOT NULL,          -- webhook | dashboard | cli | poll | local
+            changed_refs TEXT NOT NULL DEFAULT '[]',
+            tags TEXT NOT NULL DEFAULT '[]',
+            worker_tags TEXT NOT NULL DEFAULT '[]',
+            config TEXT NOT NULL DEFAULT '{}',   -- the pipeline's config when it was queued
+            trace_id TEXT NOT NULL UNIQUE,
+            root_span_id TEXT NOT NULL,
+            queued_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            worker TEXT,
+            lease_expires REAL,             -- NULL: the worker does not heartbeat
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            message TEXT,
+            UNIQUE (pipeline, number)
+        );
+        INSERT INTO builds (id, pipeline, number, state, trigger, changed_refs, tags,
+                            worker_tags, config, trace_id, root_span_id, queued_at,
+                            started_at, finished_at, worker, lease_expires,
+                            cancel_requested, message)
+            SELECT id, pipeline, number, state, trigger, changed_refs, tags,
+                   worker_tags, config, trace_id, root_span_id, queued_at,
+                   started_at, finished_at, worker, lease_expires,
+                   cancel_requested, message
+            FROM jobs;
+        DROP TABLE jobs;
+        CREATE INDEX builds_queued ON builds (id) WHERE state = 'queued';
+        CREATE INDEX builds_running ON builds (lease_expires) WHERE state = 'running';
+        CREATE INDEX builds_finished ON builds (finished_at) WHERE finished_at IS NOT NULL;
+        """,
+    ),
 ]
 
 

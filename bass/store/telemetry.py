@@ -228,16 +228,16 @@ def search_logs(
     params: dict[str, Any] = {"match": fts_query(text), "limit": limit}
     where = ["logs_fts MATCH :match"]
     if pipeline:
-        where.append("jobs.pipeline = :pipeline")
+        where.append("builds.pipeline = :pipeline")
         params["pipeline"] = pipeline
     if before_id is not None:
         where.append("logs_fts.rowid < :before_id")
         params["before_id"] = before_id
     rows = conn.execute(
         f"""
-        SELECT logs.*, jobs.pipeline, jobs.number FROM logs_fts
+        SELECT logs.*, builds.pipeline, builds.number FROM logs_fts
         JOIN logs ON logs.id = logs_fts.rowid
-        LEFT JOIN jobs ON jobs.trace_id = logs.trace_id
+        LEFT JOIN builds ON builds.trace_id = logs.trace_id
         WHERE {" AND ".join(where)}
         ORDER BY logs_fts.rowid DESC LIMIT :limit
         """,

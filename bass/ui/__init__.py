@@ -1,4 +1,6 @@
-"""The dashboard: one module per resource, each exporting its `routes`."""
+"""The dashboard: one module per resource, each exporting its `routes`; what they share
+(templates, rendering, the status counters) is here. Route modules import this package
+and `steps`, never each other."""
 
 from __future__ import annotations
 
@@ -8,14 +10,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from markupsafe import Markup, escape
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from bass import states
+from bass.store.builds import state_counts
 from bass.ui import steps
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-ACTIVE = ("queued", "running")
 # The lines of one step a page shows, asking for earlier ones again and again; past it
 # the whole log is one click away as text.
 MAX_LOG_LINES = 5_000
@@ -24,7 +28,7 @@ MAX_LOG_LINES = 5_000
 def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     t.env.globals["duration"] = steps.duration
-    t.env.globals["ACTIVE"] = ACTIVE
+    t.env.globals["states"] = states
     t.env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
     t.env.filters["ago"] = _ago
     t.env.filters["log_html"] = log_html
@@ -61,11 +65,24 @@ def render(request: Request, full: str, partial: str, context: dict[str, Any]) -
     return request.state.templates.TemplateResponse(request, name, context)
 
 
-def same_origin(request: Request) -> bool:
-    """Refuse dashboard actions (trigger, cancel) posted by another site's page."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
+def check_same_origin(request: Request) -> None:
+    """Refuse (403) dashboard actions (trigger, cancel) posted by another site's page."""
+    fetch_site = request.headers.get("sec-fetch-site", "same-origin")
     origin = request.headers.get("origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc == request.headers.get("host", "")
+    if fetch_site not in ("same-origin", "none") or (
+        origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")
+    ):
+        raise HTTPException(403, "cross-site request refused")
+
+
+async def server_status(request: Request) -> dict[str, Any]:
+    """Builds by state, the receiver's counters, the store's size: /status and
+    /api/status. The counters come from the receiver through `ingest_status`, which
+    create_app provides."""
+    state = request.state
+    counts = await state.db.aread(state_counts)
+    return {
+        "builds": counts,
+        **state.ingest_status(),
+        "store": {"path": str(state.db.path), "bytes": state.db.size()},
+    }

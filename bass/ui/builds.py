@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import (
-    JSONResponse,
-    PlainTextResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bass import params
-from bass.store import jobs, telemetry
-from bass.ui import ACTIVE, MAX_LOG_LINES, render, same_origin, steps
-from bass.ui.pipelines import render_missing
+from bass import params, states
+from bass.store import builds, telemetry
+from bass.ui import MAX_LOG_LINES, check_same_origin, render, steps
 
 LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
 EMBED_LINES = 1_000  # log lines a build page embeds; other steps load theirs when opened
-OPEN = ("failed", "timeout", "error", "running")  # steps shown opened
+OPEN = (*states.FAILURES, states.RUNNING)  # steps shown opened
 
 
 def _load_build(conn, name: str, number: int):
-    build = jobs.by_number(conn, name, number)
+    build = builds.by_number(conn, name, number)
     if build is None:
         return None
     trace_id = build["trace_id"]
@@ -61,7 +55,7 @@ async def build(request: Request) -> Response:
     name, number = request.path_params["name"], request.path_params["number"]
     loaded = await request.state.db.aread(_load_build, name, number)
     if loaded is None:
-        return render_missing(request, f"no build {name} #{number}")
+        raise HTTPException(404, f"no build {name} #{number}")
     build, spans, counts, logs, opened = loaded
     root = next((s for s in spans if s["span_id"] == build["root_span_id"]), None)
     context = {
@@ -72,7 +66,7 @@ async def build(request: Request) -> Response:
         "logs": logs,
         "opened": opened,
         "limit": LOG_LINES_PER_STEP,
-        "active": build["state"] in ACTIVE,
+        "active": build["state"] in states.ACTIVE,
     }
     return render(request, "build.html", "_build.html", context)
 
@@ -82,21 +76,21 @@ async def timeline(request: Request) -> Response:
     name, number = request.path_params["name"], request.path_params["number"]
 
     def load(conn):
-        build = jobs.by_number(conn, name, number)
+        build = builds.by_number(conn, name, number)
         if build is None:
             return None
         return build, telemetry.spans_of_traces(conn, [build["trace_id"]])
 
     loaded = await request.state.db.aread(load)
     if loaded is None:
-        return render_missing(request, f"no build {name} #{number}")
+        raise HTTPException(404, f"no build {name} #{number}")
     build, spans = loaded
     now_ns = time.time_ns()
     context = {
         "build": build,
         "now_ns": now_ns,
         "timeline": steps.timeline(spans, now_ns),
-        "active": build["state"] in ACTIVE,
+        "active": build["state"] in states.ACTIVE,
     }
     return render(request, "timeline.html", "_timeline.html", context)
 
@@ -111,7 +105,7 @@ async def step_log(request: Request) -> Response:
     lines = min(wanted, MAX_LOG_LINES) if wanted else LOG_LINES_PER_STEP
 
     def load(conn):
-        build = jobs.by_number(conn, name, number)
+        build = builds.by_number(conn, name, number)
         if build is None:
             return None
         tail = telemetry.log_tail(conn, build["trace_id"], span_id, lines)
@@ -120,7 +114,7 @@ async def step_log(request: Request) -> Response:
 
     loaded = await request.state.db.aread(load)
     if loaded is None:
-        return render_missing(request, f"no build {name} #{number}")
+        raise HTTPException(404, f"no build {name} #{number}")
     build, tail, n = loaded
     context = {
         "build": build,
@@ -136,9 +130,9 @@ async def build_log(request: Request) -> Response:
     """The whole log of a build, or of one step (?span=ID), as plain text."""
     name, number = request.path_params["name"], request.path_params["number"]
     span_id = request.query_params.get("span")
-    build = await request.state.db.aread(jobs.by_number, name, number)
+    build = await request.state.db.aread(builds.by_number, name, number)
     if build is None:
-        return PlainTextResponse(f"no build {name} #{number}\n", status_code=404)
+        raise HTTPException(404, f"no build {name} #{number}")
 
     def lines():
         after = 0
@@ -155,12 +149,11 @@ async def build_log(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
-    if not same_origin(request):
-        return JSONResponse({"error": "cross-site request refused"}, status_code=403)
+    check_same_origin(request)
     name, number = request.path_params["name"], request.path_params["number"]
-    build = await request.state.db.aread(jobs.by_number, name, number)
+    build = await request.state.db.aread(builds.by_number, name, number)
     if build is None:
-        return render_missing(request, f"no build {name} #{number}")
+        raise HTTPException(404, f"no build {name} #{number}")
     await request.state.orchestrator.cancel(build["id"])
     return RedirectResponse(
         str(request.url_for("build", name=name, number=number)), status_code=303
@@ -169,9 +162,9 @@ async def cancel(request: Request) -> Response:
 
 async def trace(request: Request) -> Response:
     """/traces/ID: where a local run's printed URL lands; redirects to its build."""
-    build = await request.state.db.aread(jobs.by_trace, request.path_params["trace_id"].lower())
+    build = await request.state.db.aread(builds.by_trace, request.path_params["trace_id"].lower())
     if build is None:
-        return render_missing(request, "no build has this trace (yet); reload in a moment")
+        raise HTTPException(404, "no build has this trace (yet); reload in a moment")
     return RedirectResponse(
         str(request.url_for("build", name=build["pipeline"], number=build["number"])),
         status_code=302,

@@ -1,5 +1,4 @@
-"""/search : log lines matching words, within one build or across builds;
-/status : what the server received, forwarded and holds."""
+"""/search : log lines matching words, within one build or across builds."""
 
 from __future__ import annotations
 
@@ -8,9 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bass import params
-from bass.store import jobs, telemetry
+from bass.store import builds, telemetry
 from bass.ui import render
-from bass.ui.json_api import server_status
 
 LIMIT = 200
 
@@ -24,7 +22,7 @@ async def search(request: Request) -> Response:
         if not text:
             return None, []
         if pipeline and build_number is not None:
-            build = jobs.by_number(conn, pipeline, build_number)
+            build = builds.by_number(conn, pipeline, build_number)
             if build is None:
                 return None, []
             names = {s["span_id"]: s["name"] for s in telemetry.spans_of(conn, build["trace_id"])}
@@ -47,11 +45,6 @@ async def search(request: Request) -> Response:
     return render(request, "search.html", "search.html", context)
 
 
-async def status(request: Request) -> Response:
-    return render(request, "status.html", "status.html", await server_status(request))
-
-
 routes = [
     Route("/search", search, methods=["GET"], name="search"),
-    Route("/status", status, methods=["GET"], name="status"),
 ]

@@ -199,7 +199,7 @@ def test_worker_tags_route_jobs(repo, serve, worker):
     assert state["state"] == "queued", "a worker without the gpu tag must not take it"
     worker(server, tags="gpu,linux")
     assert server.wait_for(job["id"])["state"] == "ok"
-    assert server.query("SELECT worker FROM jobs WHERE id = ?", job["id"])[0][0]
+    assert server.query("SELECT worker FROM builds WHERE id = ?", job["id"])[0][0]
 
 
 def test_worker_sigterm_cancels_the_running_build_and_exits(repo, serve, worker):

@@ -73,7 +73,7 @@ def test_stopping_serve_cancels_the_local_workers_build(repo, serve, tmp_path):
     server = serve(pipelines, extra=["--local-worker", "--workspace-root", str(tmp_path / "ws")])
     job = server.webhook("hang")
     deadline = time.monotonic() + 30
-    while server.query("SELECT state FROM jobs WHERE id = ?", job["id"])[0][0] != "running":
+    while server.query("SELECT state FROM builds WHERE id = ?", job["id"])[0][0] != "running":
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.1)
     time.sleep(0.5)
@@ -82,6 +82,6 @@ def test_stopping_serve_cancels_the_local_workers_build(repo, serve, tmp_path):
     assert server.proc.wait(60) == 0, server.output()
     # the build was cancelled, not left running for the lease to expire
     assert time.monotonic() - started < 40
-    (state, message) = server.query("SELECT state, message FROM jobs WHERE id = ?", job["id"])[0]
+    (state, message) = server.query("SELECT state, message FROM builds WHERE id = ?", job["id"])[0]
     assert state == "cancelled", (state, message, server.output())
     assert "Traceback" not in server.output()

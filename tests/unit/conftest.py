@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from bass.app import Settings, create_app
+from bass.app import create_app
+from bass.config import Settings
 from bass.config import Config, check_pipeline
 from tests.unit.helpers import KEY, as_body, count, logs_payload, rows, traces_payload
 
@@ -30,7 +31,7 @@ class App:
         return count(self.db_path, table)
 
     def job(self, job_id: int) -> dict[str, Any]:
-        (job,) = self.rows("SELECT * FROM jobs WHERE id = ?", job_id)
+        (job,) = self.rows("SELECT * FROM builds WHERE id = ?", job_id)
         return job
 
     def send_spans(self, *spans: dict[str, Any], service: str = "bass:pipeline:demo"):

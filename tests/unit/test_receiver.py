@@ -145,14 +145,14 @@ MALFORMED = [
 @pytest.mark.parametrize(("path", "body"), MALFORMED)
 def test_malformed_request_is_400_and_stores_nothing(app: App, path: str, body: bytes) -> None:
     seed(app)
-    before = (app.count("spans"), app.count("logs"), app.count("jobs"))
+    before = (app.count("spans"), app.count("logs"), app.count("builds"))
     response = post(app, path, body)
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/json")
     status = response.json()
     assert status["code"] == 3  # INVALID_ARGUMENT
     assert isinstance(status["message"], str) and status["message"]
-    assert (app.count("spans"), app.count("logs"), app.count("jobs")) == before
+    assert (app.count("spans"), app.count("logs"), app.count("builds")) == before
 
 
 # -- compression and size limits ------------------------------------------------------

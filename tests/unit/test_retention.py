@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from bass.ingest import otlp_json
-from bass.retention import Policy, prune_once
-from bass.store import jobs, retention, telemetry
+from bass.pruning import Policy, prune_once
+from bass.store import builds, retention, telemetry
 from bass.store.db import Database
 from tests.unit.conftest import App
 from tests.unit.helpers import span, wait_until
@@ -70,14 +70,14 @@ def add_build(
     """A build row with a root span, a step span and log lines, queued → running → state."""
     queued = (finished if finished is not None else NOW) - 60 if queued is None else queued
     trace, root = secrets.token_hex(16), secrets.token_hex(8)
-    job = db.write(jobs.enqueue, pipeline=pipeline, config={}, trigger="cli", trace_id=trace,
+    job = db.write(builds.enqueue, pipeline=pipeline, config={}, trigger="cli", trace_id=trace,
                    root_span_id=root, now=queued)  # fmt: skip
     if state != "queued":
-        claimed = db.write(jobs.claim, worker="w", tags=[], now=queued, lease_seconds=None)
+        claimed = db.write(builds.claim, worker="w", tags=[], now=queued, lease_seconds=None)
         assert claimed["id"] == job["id"]
     if state not in ("queued", "running"):
         assert finished is not None
-        assert db.write(jobs.finish, job["id"], state=state, now=finished) is not None
+        assert db.write(builds.finish, job["id"], status=state, now=finished) is not None
     start = ns(queued * 1e9)
     store_spans(
         db,
@@ -105,7 +105,7 @@ def q(db: Database, sql: str, *params: Any) -> list[dict[str, Any]]:
 
 
 def numbers(db: Database, pipeline: str = "demo") -> list[int]:
-    rows = q(db, "SELECT number FROM jobs WHERE pipeline = ? ORDER BY number", pipeline)
+    rows = q(db, "SELECT number FROM builds WHERE pipeline = ? ORDER BY number", pipeline)
     return [r["number"] for r in rows]
 
 
@@ -366,7 +366,7 @@ def app_db(app: App) -> Database:
 
 def gone(app: App, trace_id: str) -> bool:
     return not app.rows(
-        "SELECT 1 FROM jobs WHERE trace_id = ?1 UNION ALL SELECT 1 FROM spans WHERE trace_id = ?1 "
+        "SELECT 1 FROM builds WHERE trace_id = ?1 UNION ALL SELECT 1 FROM spans WHERE trace_id = ?1 "
         "UNION ALL SELECT 1 FROM logs WHERE trace_id = ?1",
         trace_id,
     )
@@ -383,11 +383,11 @@ def test_the_app_prunes_by_age(make_app: Any) -> None:
     for job in (old, recent):
         post_logs(app, record(trace_of(job), "c0ffee00c0ffee00", f"quokka build {job['number']}"))
     finish_build(app, recent)
-    app_db(app).write(jobs.finish, old["id"], state="ok", now=time.time() - 8 * DAY)
+    app_db(app).write(builds.finish, old["id"], status="ok", now=time.time() - 8 * DAY)
 
     wait_until(lambda: gone(app, trace_of(old)) and gone(app, old_stray), what="pruning")
 
-    assert [j["number"] for j in app.rows("SELECT number FROM jobs")] == [recent["number"]]
+    assert [j["number"] for j in app.rows("SELECT number FROM builds")] == [recent["number"]]
     response = app.client.get("/api/search", params={"q": "quokka"})
     assert {r["body"] for r in response.json()["logs"]} == {"quokka build 2", f"quokka {new_stray}"}
     assert app.rows("SELECT COUNT(*) AS n FROM logs_fts WHERE logs_fts MATCH 'quokka'") == [
@@ -412,7 +412,7 @@ def test_the_app_keeps_the_newest_builds(make_app: Any) -> None:
     running = start_build(app, "demo")  # newest of all, and never pruned
 
     def kept() -> list[tuple[str, int]]:
-        rows = app.rows("SELECT pipeline, number FROM jobs ORDER BY pipeline, number")
+        rows = app.rows("SELECT pipeline, number FROM builds ORDER BY pipeline, number")
         return [(r["pipeline"], r["number"]) for r in rows]
 
     expected = [("demo", 3), ("demo", 4), ("other", 2), ("other", 3)]

@@ -29,7 +29,7 @@ def app(make_app: Any) -> App:
 
 
 def queued_jobs(app: App) -> list[dict[str, Any]]:
-    return app.rows("SELECT * FROM jobs ORDER BY id")
+    return app.rows("SELECT * FROM builds ORDER BY id")
 
 
 def claim(app: App, **body: Any) -> dict[str, Any]:
@@ -376,7 +376,7 @@ def test_heartbeat_carries_a_dashboard_cancel(app: App) -> None:
 def test_cancel_of_a_queued_build_ends_it(app: App) -> None:
     app.webhook("demo")
     assert app.client.post("/pipelines/demo/1/cancel", follow_redirects=False).status_code == 303
-    assert app.rows("SELECT state FROM jobs") == [{"state": "cancelled"}]
+    assert app.rows("SELECT state FROM builds") == [{"state": "cancelled"}]
     assert app.dequeue({}).status_code == 204
 
 
@@ -508,7 +508,7 @@ def test_a_heartbeating_build_does_not_end_with_its_root_span(app: App) -> None:
 def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
     trace, root = "ab" * 16, "cd" * 8
     app.send_spans(span(trace, root, start=1_700_000_000_000_000_000), service="bass:pipeline:foo")
-    (job,) = app.rows("SELECT * FROM jobs")
+    (job,) = app.rows("SELECT * FROM builds")
     assert (job["pipeline"], job["number"], job["trigger"]) == ("foo", 1, "local")
     assert (job["state"], job["trace_id"], job["root_span_id"]) == ("running", trace, root)
     assert job["started_at"] == pytest.approx(1_700_000_000.0)
@@ -524,25 +524,25 @@ def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
         service="bass:pipeline:foo",
     )  # fmt: skip
     assert app.job(job["id"])["state"] == "ok"
-    assert len(app.rows("SELECT * FROM jobs")) == 1
+    assert len(app.rows("SELECT * FROM builds")) == 1
 
 
 def test_a_local_build_reported_only_at_its_end(app: App) -> None:
     trace, root = "12" * 16, "34" * 8
     app.send_spans(span(trace, root, end=9, bass_status="timeout"), service="bass:pipeline:foo")
-    assert app.rows("SELECT pipeline, state FROM jobs") == [{"pipeline": "foo", "state": "timeout"}]
+    assert app.rows("SELECT pipeline, state FROM builds") == [{"pipeline": "foo", "state": "timeout"}]
 
 
 def test_spans_of_other_services_make_no_build(app: App) -> None:
     app.send_spans(span("56" * 16, "78" * 8), service="checkout-service")
     app.send_spans(span("9a" * 16, "bc" * 8, parent="de" * 8), service="bass:pipeline:foo")
-    assert app.rows("SELECT * FROM jobs") == []
+    assert app.rows("SELECT * FROM builds") == []
 
 
 def test_a_local_build_with_a_name_the_dashboard_cannot_show_makes_no_build(app: App) -> None:
     app.send_spans(span("57" * 16, "79" * 8), service="bass:pipeline:a/b")
     app.send_spans(span("58" * 16, "7a" * 8), service="bass:pipeline:")
-    assert app.rows("SELECT * FROM jobs") == []
+    assert app.rows("SELECT * FROM builds") == []
     assert app.count("spans") == 2  # the spans themselves are kept
 
 
@@ -553,4 +553,4 @@ def test_a_webhook_ping_queues_nothing(app: App) -> None:
     )  # fmt: skip
     assert response.status_code == 200
     assert response.json() == {"queued": False, "reason": "ping"}
-    assert app.count("jobs") == 0
+    assert app.count("builds") == 0

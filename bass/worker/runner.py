@@ -1,10 +1,12 @@
-"""`bass worker`: take jobs from the orchestrator, check out, run the build entry, report.
+"""The worker's loop: take jobs from the orchestrator, check out, run the build entry,
+report.
 
-One job at a time. The build entry gets the standard arguments of DESIGN.md, the env
-file's variables, `BASS_*`, `OTEL_EXPORTER_OTLP_*` and `TRACEPARENT`; its own output
-becomes log records of the build's root span, which the worker exports at start and at
-end with the build's status. With a server that grants leases the worker heartbeats,
-learns of cancels, and reports the result; with a prototype server it only dequeues.
+One job at a time. The build entry gets the standard arguments (docs/contracts.md), the
+env file's variables, `BASS_*`, `OTEL_EXPORTER_OTLP_*` and `TRACEPARENT`; its own
+output becomes log records of the build's root span, which the worker exports at start
+and at end with the build's status. With a server that grants leases the worker
+heartbeats, learns of cancels, and reports the result; with a prototype server it only
+dequeues.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import bass_builder
-from bass import checkout
-from bass.procs import run_streaming
+from bass_builder import Backoff
+
+import bass
+from bass import states
+from bass.worker import checkout
+from bass.worker.procs import run_streaming
 
 log = logging.getLogger("bass.worker")
-
-EXIT_CODES = {0: "ok", 1: "failed", 3: "error", 4: "timeout", 5: "cancelled"}
-SIGNALLED_CANCEL = {-2, -15, 130, 143}
 
 
 class Worker:
@@ -87,15 +90,15 @@ class Worker:
         return lock
 
     def _loop(self) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while not self.stop.is_set():
             try:
                 job = self._dequeue_unless_stopped()
-                delay = 0.5
+                backoff.reset()
             except Exception as e:  # server down, restarting, refusing: keep trying
-                log.warning("dequeue failed (%s); retrying in %.0f s", e, delay)
+                delay = backoff.delay()
+                log.warning("dequeue failed (%s); retrying in %.1f s", e, delay)
                 self.stop.wait(delay)
-                delay = min(delay * 2, 10.0)
                 continue
             if job is not None:
                 self.run_job(job)
@@ -268,9 +271,9 @@ class Worker:
             return "error", f"build entry cannot be run: {e}"
         if reason is not None:
             return reason.split(":")[0], reason
-        status = EXIT_CODES.get(code, "cancelled" if code in SIGNALLED_CANCEL else "failed")
-        if status == "ok":
-            return "ok", None
+        status = states.status_of_exit_code(code)
+        if status == states.OK:
+            return states.OK, None
         return status, f"build entry exited with code {code}"
 
     def _environment(
@@ -308,10 +311,8 @@ class Worker:
         shim = self.workspace_root / ".bass" / "python"
         (shim / "bass").mkdir(parents=True, exist_ok=True)
         shutil.copyfile(bass_builder.__file__, shim / "bass_builder.py")
-        (shim / "bass" / "__init__.py").write_text(
-            "from bass_builder import *  # noqa: F401,F403\n"
-            "from bass_builder import __all__  # noqa: F401\n"
-        )
+        # bass's own __init__ is the shim: it imports the builder and nothing else
+        shutil.copyfile(bass.__file__, shim / "bass" / "__init__.py")
         return shim
 
     # -- talking to the orchestrator --------------------------------------------------
@@ -336,12 +337,13 @@ class Worker:
             return  # a prototype orchestrator learns the result from the root span
         body = {"status": status, "message": message}
         attempts = 1 if self.stop.is_set() else 30  # ride out a restart of bass serve
-        for attempt in range(attempts):
+        backoff = Backoff(0.2, 2.0)
+        for _ in range(attempts):
             try:
                 code, payload = self._post(url, body, timeout=15)
             except (OSError, urllib.error.URLError) as e:
                 log.warning("reporting the result failed (%s), retrying", e)
-                time.sleep(min(2.0, 0.2 * (attempt + 1)))
+                time.sleep(backoff.delay())
                 continue
             if code not in (200, 409):
                 log.warning("result report answered %d: %s", code, payload[:200])

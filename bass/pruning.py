@@ -1,6 +1,7 @@
-"""Retention: prune ended builds past `--retention-days` or beyond `--keep-builds`
-(per pipeline, `keep-builds` in the pipelines file overrides), with their spans and
-logs, then give the space back. Deletes run in small transactions between ingest's."""
+"""Pruning, the retention loop: every 10 minutes, remove ended builds past
+`--retention-days` or beyond `--keep-builds` (per pipeline, `keep-builds` in the
+pipelines file overrides), with their spans and logs, then give the space back. The
+SQL is bass.store.retention's; deletes run in small transactions between ingest's."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bass.config import Settings
 from bass.store import retention
 from bass.store.db import Database
 
-log = logging.getLogger("bass.retention")
+log = logging.getLogger("bass.pruning")
 
 
 @dataclass
@@ -21,6 +23,18 @@ class Policy:
     days: float | None = None
     keep_builds: int | None = None
     per_pipeline: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            days=settings.retention_days,
+            keep_builds=settings.keep_builds,
+            per_pipeline={
+                name: p["keep-builds"]
+                for name, p in settings.config.pipelines.items()
+                if p.get("keep-builds")
+            },
+        )
 
     @property
     def active(self) -> bool:

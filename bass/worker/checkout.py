@@ -8,15 +8,9 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from bass.refs import valid_changed_ref
+
 Say = Callable[[str], None]
-# A commit, branch or tag name as a webhook may send it; never an option ("-…").
-REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/@^~+-]{0,250}$")
-
-
-def valid_changed_ref(ref: str) -> bool:
-    """`rev` or `rev1..rev2`, each a plain ref name."""
-    parts = ref.split("..")
-    return len(parts) <= 2 and all(REF.match(p) for p in parts)
 
 
 class CheckoutError(Exception):

@@ -1,8 +1,6 @@
-"""The build queue: one row per build, from queued to a final status.
-
-States: `queued`, `running`, then one of the final statuses of DESIGN.md (`ok`,
-`failed`, `timeout`, `skipped`, `cancelled`, `error`). Functions take a connection and
-never commit (see bass.store.db).
+"""The build queue: one row per build, from `queued` through `running` to the status
+it ended with (the table's CHECK holds the list; bass.states names it for the rest of
+bass). Functions take a connection and never commit (see bass.store.db).
 """
 
 from __future__ import annotations
@@ -11,8 +9,7 @@ import json
 import sqlite3
 from typing import Any
 
-FINAL_STATES = ("ok", "failed", "timeout", "skipped", "cancelled", "error")
-ACTIVE_STATES = ("queued", "running")
+from bass_builder import STATUSES  # the statuses a build may end with, the builder's own
 
 _JSON_COLUMNS = ("changed_refs", "tags", "worker_tags", "config")
 
@@ -38,13 +35,13 @@ def enqueue(
     changed_refs: list[str] | None = None,
     tags: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Queue a build of `pipeline`; returns the job row with its per-pipeline number."""
+    """Queue a build of `pipeline`; returns its row, with its per-pipeline number."""
     row = conn.execute(
         """
-        INSERT INTO jobs (pipeline, number, state, trigger, changed_refs, tags, worker_tags,
+        INSERT INTO builds (pipeline, number, state, trigger, changed_refs, tags, worker_tags,
                           config, trace_id, root_span_id, queued_at)
         VALUES (:pipeline,
-                (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE pipeline = :pipeline),
+                (SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE pipeline = :pipeline),
                 'queued', :trigger, :changed_refs, :tags, :worker_tags, :config,
                 :trace_id, :root_span_id, :now)
         RETURNING *
@@ -72,20 +69,20 @@ def claim(
     now: float,
     lease_seconds: float | None,
 ) -> dict[str, Any] | None:
-    """Hand the oldest queued job whose worker-tags are all in `tags` to `worker`.
+    """Hand the oldest queued build whose worker-tags are all in `tags` to `worker`.
 
-    One UPDATE … RETURNING, so two workers can never claim the same job. With
-    `lease_seconds` None the worker does not heartbeat and the job has no lease.
+    One UPDATE … RETURNING, so two workers can never claim the same build. With
+    `lease_seconds` None the worker does not heartbeat and the build has no lease.
     """
     row = conn.execute(
         """
-        UPDATE jobs SET state = 'running', worker = :worker, started_at = :now,
+        UPDATE builds SET state = 'running', worker = :worker, started_at = :now,
                         lease_expires = :lease
         WHERE id = (
-            SELECT id FROM jobs
+            SELECT id FROM builds
             WHERE state = 'queued'
               AND NOT EXISTS (
-                  SELECT 1 FROM json_each(jobs.worker_tags) AS wanted
+                  SELECT 1 FROM json_each(builds.worker_tags) AS wanted
                   WHERE wanted.value NOT IN (SELECT value FROM json_each(:tags)))
             ORDER BY id LIMIT 1)
         RETURNING *
@@ -101,85 +98,90 @@ def claim(
 
 
 def heartbeat(
-    conn: sqlite3.Connection, job_id: int, *, now: float, lease_seconds: float
+    conn: sqlite3.Connection, build_id: int, *, now: float, lease_seconds: float
 ) -> dict[str, Any] | None:
-    """Extend a running job's lease; returns the job (None if it is no longer running)."""
+    """Extend a running build's lease; returns the build (None if it is not running)."""
     row = conn.execute(
         """
-        UPDATE jobs SET lease_expires = :lease
+        UPDATE builds SET lease_expires = :lease
         WHERE id = :id AND state = 'running'
         RETURNING *
         """,
-        {"id": job_id, "lease": now + lease_seconds},
+        {"id": build_id, "lease": now + lease_seconds},
     ).fetchone()
     return _decode(row)
 
 
 def finish(
-    conn: sqlite3.Connection, job_id: int, *, state: str, now: float, message: str | None = None
+    conn: sqlite3.Connection,
+    build_id: int,
+    *,
+    status: str,
+    now: float,
+    message: str | None = None,
 ) -> dict[str, Any] | None:
-    """Move a queued or running job to a final state; None if it had already ended."""
-    if state not in FINAL_STATES:
-        raise ValueError(f"not a final state: {state!r}")
+    """End a queued or running build with `status`; None if it had already ended."""
+    if status not in STATUSES:
+        raise ValueError(f"not a final state: {status!r}")
     row = conn.execute(
         """
-        UPDATE jobs SET state = :state, finished_at = :now, lease_expires = NULL,
+        UPDATE builds SET state = :status, finished_at = :now, lease_expires = NULL,
                         message = COALESCE(:message, message),
                         started_at = COALESCE(started_at, :now)
         WHERE id = :id AND state IN ('queued', 'running')
         RETURNING *
         """,
-        {"id": job_id, "state": state, "now": now, "message": message},
+        {"id": build_id, "status": status, "now": now, "message": message},
     ).fetchone()
     return _decode(row)
 
 
 def expired(conn: sqlite3.Connection, *, now: float) -> list[dict[str, Any]]:
-    """Running jobs whose worker stopped heartbeating."""
+    """Running builds whose worker stopped heartbeating."""
     rows = conn.execute(
-        "SELECT * FROM jobs WHERE state = 'running' AND lease_expires < ?", (now,)
+        "SELECT * FROM builds WHERE state = 'running' AND lease_expires < ?", (now,)
     ).fetchall()
     return [_decode(r) for r in rows]  # type: ignore[misc]
 
 
 def running_on(conn: sqlite3.Connection, worker: str) -> list[dict[str, Any]]:
-    """The jobs a worker is running."""
+    """The builds a worker is running."""
     rows = conn.execute(
-        "SELECT * FROM jobs WHERE state = 'running' AND worker = ?", (worker,)
+        "SELECT * FROM builds WHERE state = 'running' AND worker = ?", (worker,)
     ).fetchall()
     return [_decode(r) for r in rows]  # type: ignore[misc]
 
 
-def request_cancel(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
-    """Mark a running job for cancel; its worker learns it at the next heartbeat."""
+def request_cancel(conn: sqlite3.Connection, build_id: int) -> dict[str, Any] | None:
+    """Mark a build for cancel; its worker learns it at the next heartbeat."""
     row = conn.execute(
-        "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running') "
+        "UPDATE builds SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running') "
         "RETURNING *",
-        (job_id,),
+        (build_id,),
     ).fetchone()
     return _decode(row)
 
 
 def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
     """How many builds are in each state."""
-    rows = conn.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+    rows = conn.execute("SELECT state, COUNT(*) AS n FROM builds GROUP BY state").fetchall()
     return {r["state"]: r["n"] for r in rows}
 
 
-def get(conn: sqlite3.Connection, job_id: int) -> dict[str, Any] | None:
-    return _decode(conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
+def get(conn: sqlite3.Connection, build_id: int) -> dict[str, Any] | None:
+    return _decode(conn.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
 
 
 def by_number(conn: sqlite3.Connection, pipeline: str, number: int) -> dict[str, Any] | None:
     return _decode(
         conn.execute(
-            "SELECT * FROM jobs WHERE pipeline = ? AND number = ?", (pipeline, number)
+            "SELECT * FROM builds WHERE pipeline = ? AND number = ?", (pipeline, number)
         ).fetchone()
     )
 
 
 def by_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
-    return _decode(conn.execute("SELECT * FROM jobs WHERE trace_id = ?", (trace_id,)).fetchone())
+    return _decode(conn.execute("SELECT * FROM builds WHERE trace_id = ?", (trace_id,)).fetchone())
 
 
 def for_pipeline(
@@ -188,7 +190,7 @@ def for_pipeline(
     """Builds of one pipeline, newest first; `before` pages back by build number."""
     rows = conn.execute(
         """
-        SELECT * FROM jobs WHERE pipeline = :pipeline AND number < :before
+        SELECT * FROM builds WHERE pipeline = :pipeline AND number < :before
         ORDER BY number DESC LIMIT :limit
         """,
         {"pipeline": pipeline, "before": before if before is not None else 2**62, "limit": limit},
@@ -200,8 +202,8 @@ def latest_per_pipeline(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     """The newest build of every pipeline that has one, keyed by pipeline name."""
     rows = conn.execute(
         """
-        SELECT j.* FROM jobs j
-        JOIN (SELECT pipeline, MAX(number) AS number FROM jobs GROUP BY pipeline) latest
+        SELECT j.* FROM builds j
+        JOIN (SELECT pipeline, MAX(number) AS number FROM builds GROUP BY pipeline) latest
           ON latest.pipeline = j.pipeline AND latest.number = j.number
         """
     ).fetchall()
@@ -222,12 +224,12 @@ def register_local(
     """
     row = conn.execute(
         """
-        INSERT INTO jobs (pipeline, number, state, trigger, trace_id, root_span_id,
+        INSERT INTO builds (pipeline, number, state, trigger, trace_id, root_span_id,
                           queued_at, started_at)
         SELECT :pipeline,
-               (SELECT COALESCE(MAX(number), 0) + 1 FROM jobs WHERE pipeline = :pipeline),
+               (SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE pipeline = :pipeline),
                'running', 'local', :trace_id, :root_span_id, :started_at, :started_at
-        WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE trace_id = :trace_id)
+        WHERE NOT EXISTS (SELECT 1 FROM builds WHERE trace_id = :trace_id)
         RETURNING *
         """,
         {

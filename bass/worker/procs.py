@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bass_builder import signal_process_group
+
 MAX_LINE = 64 * 1024
 ORPHAN_GRACE = 2.0
 
@@ -39,20 +41,17 @@ def descendants(pid: int) -> list[int]:
 def kill_tree(proc: subprocess.Popen, grace: float) -> None:
     """SIGTERM the process group (the builder then stops its steps and runs teardowns),
     then after `grace` seconds SIGKILL it and anything below it that is left."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    signal_process_group(proc.pid, signal.SIGTERM)
     try:
         proc.wait(timeout=grace)
     except subprocess.TimeoutExpired:
         pass
-    for pid in [proc.pid, *descendants(proc.pid)]:
-        for kill in (os.killpg, os.kill):
-            try:
-                kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+    for pid in [proc.pid, *descendants(proc.pid)]:  # a child may have left the group
+        signal_process_group(pid, signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     proc.wait()
 
 
@@ -101,7 +100,7 @@ def run_streaming(
                 # The entry has exited; a background child it left may hold the pipes.
                 exited_at = exited_at or time.monotonic()
                 if time.monotonic() - exited_at > ORPHAN_GRACE:
-                    _kill_group(proc.pid)
+                    signal_process_group(proc.pid, signal.SIGKILL)
                     break
     finally:
         selector.close()
@@ -115,15 +114,8 @@ def run_streaming(
         if reason is not None:
             kill_tree(proc, grace)
         time.sleep(0.05)
-    _kill_group(proc.pid)  # nothing the build started outlives it
+    signal_process_group(proc.pid, signal.SIGKILL)  # nothing the build started outlives it
     return proc.returncode, reason
-
-
-def _kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _emit_lines(buffer: bytes, stream: str, on_line: Callable[[str, str], None]) -> bytes:

@@ -1,0 +1,96 @@
+"""Running the app: `run_server` serves until a signal (the runtime of `bass serve` and
+`bass demo`); `render_once` renders one page in-process, with no socket (`--get`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+import urllib.parse
+from typing import Any
+
+import uvicorn
+
+from bass.app import create_app
+from bass.config import Settings
+
+log = logging.getLogger("bass")
+
+
+def run_server(settings: Settings) -> int:
+    """Serve until SIGINT or SIGTERM, then shut down cleanly and return 0.
+
+    The server runs in a thread so that the signal handlers are bass's own: they end
+    the workers' long-polls and cancel the local worker's build before connections
+    drain, and a second signal forces the exit.
+    """
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+    )
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if server.should_exit:
+            server.force_exit = True
+            return
+        log.info("signal %d: shutting down", signum)
+        server.should_exit = True
+        begin_shutdown = getattr(app.state, "begin_shutdown", None)
+        if begin_shutdown is not None:
+            begin_shutdown()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    thread = threading.Thread(target=server.run, name="bass-serve")
+    announced = False
+    try:
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.2)
+            if server.started and not announced:
+                log.info("listening; dashboard: %s/", settings.local_url())
+                announced = True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0 if server.started else 1
+
+
+def render_once(settings: Settings, path: str) -> int:
+    """Render one page in-process (no socket), print it, return 0 if it answered below
+    400: a smoke test of the config and templates."""
+    app = create_app(settings)
+    target = urllib.parse.urlsplit(path)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": target.path or "/", "raw_path": (target.path or "/").encode(),
+        "query_string": target.query.encode(), "root_path": "", "headers": [(b"host", b"bass")],
+        "client": ("127.0.0.1", 0), "server": ("bass", 80),
+    }  # fmt: skip
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    async def get() -> None:
+        async with app.router.lifespan_context(app) as state:
+            await app({**scope, "state": dict(state or {})}, receive, send)
+
+    asyncio.run(get())
+    sys.stdout.write(b"".join(chunks).decode("utf-8", "replace"))
+    return 0 if status < 400 else 1

@@ -1,0 +1,105 @@
+"""The worker API: `POST /dequeue` (the prototype's contract: `X-API-KEY`, tags, the job
+JSON), and what a newer worker adds beside it: long-poll, leases, heartbeats, cancel,
+result reports (`/jobs/ID/heartbeat`, `/jobs/ID/result`). docs/contracts.md, "Worker
+API", is the contract."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bass import states
+from bass.orchestrator import Orchestrator
+from bass.params import read_json, string_list
+
+MAX_WAIT = 60.0
+_WORKER_NAME = re.compile(r"^[\w.@:/-]{1,200}$")
+
+
+def check_worker(request: Request) -> None:
+    """Raise 401/403 unless the caller may act as a worker.
+
+    With no worker keys configured only workers on this machine (loopback) may dequeue.
+    Keys are compared in constant time, against every key.
+    """
+    keys: list[str] = request.state.worker_keys
+    given = request.headers.get("x-api-key")
+    if not keys:
+        host = request.client.host if request.client else ""
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            pass
+        raise HTTPException(
+            403, "no worker keys configured: only workers on this machine may dequeue"
+        )
+    if not given:
+        raise HTTPException(401, "missing X-API-KEY header")
+    match = False
+    for key in keys:
+        match |= hmac.compare_digest(key.encode(), given.encode())
+    if not match:
+        raise HTTPException(403, "wrong worker key")
+
+
+async def dequeue(request: Request) -> Response:
+    check_worker(request)
+    payload = await read_json(request, required=False)
+    tags = string_list(payload.get("tags"), "tags")
+    wait = payload.get("wait", 0)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+        raise HTTPException(400, '"wait" must be a number of seconds >= 0')
+    worker = payload.get("worker") or (request.client.host if request.client else "worker")
+    if not isinstance(worker, str) or not _WORKER_NAME.match(worker):
+        raise HTTPException(400, '"worker" must be a short name')
+    heartbeats = payload.get("heartbeat") is True
+    orchestrator: Orchestrator = request.state.orchestrator
+    build = await orchestrator.claim(
+        worker=worker,
+        tags=tags,
+        wait=min(float(wait), MAX_WAIT),
+        heartbeats=heartbeats,
+        gone=request.is_disconnected,
+    )
+    if build is None:
+        return Response(status_code=204)
+    return JSONResponse(orchestrator.job_json(build, str(request.base_url)))
+
+
+async def heartbeat(request: Request) -> Response:
+    check_worker(request)
+    orchestrator: Orchestrator = request.state.orchestrator
+    build = await orchestrator.heartbeat(request.path_params["build_id"])
+    if build is None:
+        raise HTTPException(409, "the job is not running any more")
+    return JSONResponse({"state": build["state"], "cancel": bool(build["cancel_requested"])})
+
+
+async def result(request: Request) -> Response:
+    check_worker(request)
+    payload = await read_json(request, required=True)
+    status = payload.get("status")
+    message = payload.get("message")
+    if status not in states.STATUSES:
+        raise HTTPException(400, f'"status" must be one of {", ".join(states.STATUSES)}')
+    if message is not None and not isinstance(message, str):
+        raise HTTPException(400, '"message" must be a string')
+    orchestrator: Orchestrator = request.state.orchestrator
+    build = await orchestrator.report(request.path_params["build_id"], status, message)
+    if build is None:
+        raise HTTPException(409, "the job had already ended")
+    return JSONResponse({"state": build["state"]})
+
+
+routes = [
+    Route("/dequeue", dequeue, methods=["POST"]),
+    Route("/jobs/{build_id:id}/heartbeat", heartbeat, methods=["POST"]),
+    Route("/jobs/{build_id:id}/result", result, methods=["POST"]),
+]
