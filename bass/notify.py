@@ -20,9 +20,10 @@ from email.message import EmailMessage
 from string import Template
 from typing import Any
 
+from bass import states
+
 log = logging.getLogger("bass.notify")
 
-FAILURE_STATES = ("failed", "timeout", "error")
 _MARKUP = re.compile(r"<[a-zA-Z/][^>]*>")
 
 
@@ -37,12 +38,12 @@ class Mailer:
     public_url: str = "http://127.0.0.1:8080"
     timeout: float = 30.0
 
-    def message_for(self, job: dict[str, Any]) -> EmailMessage | None:
+    def message_for(self, build: dict[str, Any]) -> EmailMessage | None:
         """The e-mail a build's end calls for under its pipeline's notifications, if any."""
-        notifications = (job.get("config") or {}).get("notifications") or {}
-        if job["state"] == "ok":
+        notifications = (build.get("config") or {}).get("notifications") or {}
+        if build["state"] == states.OK:
             target = notifications.get("onSuccess")
-        elif job["state"] in FAILURE_STATES:
+        elif build["state"] in states.FAILURES:
             target = notifications.get("onFailure")
         else:
             target = None
@@ -51,12 +52,12 @@ class Mailer:
         email = target["email"]
         base = self.public_url.rstrip("/")
         values = {
-            "PIPELINE_NAME": job["pipeline"],
-            "TRACEID": job["trace_id"],
-            "BUILD_NUMBER": str(job["number"]),
-            "STATUS": job["state"],
-            "BUILD_URL": f"{base}/pipelines/{job['pipeline']}/{job['number']}",
-            "MESSAGE": job.get("message") or "",
+            "PIPELINE_NAME": build["pipeline"],
+            "TRACEID": build["trace_id"],
+            "BUILD_NUMBER": str(build["number"]),
+            "STATUS": build["state"],
+            "BUILD_URL": f"{base}/pipelines/{build['pipeline']}/{build['number']}",
+            "MESSAGE": build.get("message") or "",
         }
         to = email["to"] if isinstance(email["to"], list) else [email["to"]]
         subject = email.get("subject") or "$PIPELINE_NAME #$BUILD_NUMBER: $STATUS"
@@ -80,19 +81,19 @@ class Mailer:
                 smtp.login(self.user, self.password or "")
             smtp.send_message(message)
 
-    async def on_finished(self, job: dict[str, Any]) -> None:
+    async def on_finished(self, build: dict[str, Any]) -> None:
         """The orchestrator's callback: send, in a thread; a failure is logged, never
         raised (a mail server that is down must not affect builds)."""
-        message = self.message_for(job)
+        message = self.message_for(build)
         if message is None:
             return
         try:
             await asyncio.to_thread(self.send, message)
         except (OSError, smtplib.SMTPException) as e:
-            log.warning("%s #%s: notification to %s not sent: %s", job["pipeline"],
-                        job["number"], message["To"], e)  # fmt: skip
+            log.warning("%s #%s: notification to %s not sent: %s", build["pipeline"],
+                        build["number"], message["To"], e)  # fmt: skip
             return
-        log.info("%s #%s: notified %s", job["pipeline"], job["number"], message["To"])
+        log.info("%s #%s: notified %s", build["pipeline"], build["number"], message["To"])
 
 
 def _one_line(text: str) -> str:

@@ -62,15 +62,15 @@ async def poll_once(orchestrator: Orchestrator, name: str, pipeline: dict[str, A
     if seen is None or seen["commit_id"] == commit or seen["ref"] != (ref or "HEAD"):
         return False
     try:
-        job = await orchestrator.enqueue(
+        build = await orchestrator.enqueue(
             name, trigger="poll", changed_refs=[f"{seen['commit_id']}..{commit}"]
         )
     except UnknownPipeline:
         return False
-    if job is not None:
+    if build is not None:
         log.info("%s: %s moved to %s, build #%d queued", name, ref or "HEAD", commit[:12],
-                 job["number"])  # fmt: skip
-    return job is not None
+                 build["number"])  # fmt: skip
+    return build is not None
 
 
 async def poll_forever(orchestrator: Orchestrator) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from bass import states
+
 SPAN_KINDS = {
     "SPAN_KIND_UNSPECIFIED": 0,
     "SPAN_KIND_INTERNAL": 1,
@@ -29,7 +31,7 @@ SPAN_KINDS = {
     "SPAN_KIND_CONSUMER": 5,
 }
 STATUS_CODES = {"STATUS_CODE_UNSET": 0, "STATUS_CODE_OK": 1, "STATUS_CODE_ERROR": 2}
-BASS_STATUSES = frozenset({"ok", "failed", "timeout", "skipped", "cancelled", "error", "running"})
+BASS_STATUSES = frozenset((*states.STATUSES, states.RUNNING))
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -67,7 +69,9 @@ def derive_status(bass_status: Any, end_ns: int, code: int) -> str:
     """The span's bass status: its `bass.status` attribute, else from its OTLP status."""
     if bass_status in BASS_STATUSES:
         return bass_status
-    return "running" if end_ns == 0 else ("failed" if code == 2 else "ok")
+    if end_ns == 0:
+        return states.RUNNING
+    return states.FAILED if code == 2 else states.OK
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -160,12 +160,12 @@ class Worker:
         )
         heartbeat = _Heartbeat(self, job)
         heartbeat.start()
-        status, message = "error", None
+        status, message = states.ERROR, None
         try:
             status, message = self._build(job, telemetry, root, heartbeat)
         except Exception as e:  # the worker must outlive any one build
             log.exception("%s: worker error", label)
-            status, message = "error", f"worker error: {e}"
+            status, message = states.ERROR, f"worker error: {e}"
         finally:
             heartbeat.stop()
             if message:
@@ -202,13 +202,13 @@ class Worker:
                 job.get("changed-refs") or [], workdir, lambda line: telemetry.log(step, line)
             )
         except checkout.CheckoutError as e:
-            telemetry.end_span(step, "error", str(e))
-            return "error", f"checkout failed: {e}"
-        telemetry.end_span(step, "ok", "", {"vcs.ref.head.revision": commit})
+            telemetry.end_span(step, states.ERROR, str(e))
+            return states.ERROR, f"checkout failed: {e}"
+        telemetry.end_span(step, states.OK, "", {"vcs.ref.head.revision": commit})
 
         cwd = (workdir / pipeline.get("cwd", ".")).resolve()
         if not cwd.is_relative_to(workdir) or not cwd.is_dir():
-            return "error", f"cwd {pipeline.get('cwd')!r} is not a directory in the repository"
+            return states.ERROR, f"cwd {pipeline.get('cwd')!r} is not a directory in the repository"
         changeset = self.workspace_root / ".bass" / f"changeset-{job.get('id', os.getpid())}"
         changeset.parent.mkdir(parents=True, exist_ok=True)
         changeset.write_text("".join(p + "\n" for p in changed))
@@ -268,7 +268,7 @@ class Worker:
                 grace=self.kill_grace,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
-            return "error", f"build entry cannot be run: {e}"
+            return states.ERROR, f"build entry cannot be run: {e}"
         if reason is not None:
             return reason.split(":")[0], reason
         status = states.status_of_exit_code(code)
