@@ -28,7 +28,9 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     d = DEFAULTS
     p = sub.add_parser("serve", help="run the orchestrator, OTLP receiver and dashboard")
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s)")
-    p.add_argument("--port", type=int, default=d.port, help="port to listen on (default %(default)s)")
+    p.add_argument(
+        "--port", type=int, default=d.port, help="port to listen on (default %(default)s)"
+    )
     p.add_argument("--db", default=d.db, help="SQLite file (default %(default)s)")
     p.add_argument(
         "-f",
@@ -75,8 +77,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "--lease-seconds",
         type=float,
         default=d.lease_seconds,
-        help="a running build whose worker is silent this long ends as error "
-        "(default %(default)s)",
+        help="a running build whose worker is silent this long ends as error (default %(default)s)",
     )
     p.add_argument(
         "--max-body-mb",
@@ -182,9 +183,7 @@ def _worker_parser(sub: argparse._SubParsersAction) -> None:
 def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="queue a build on a running bass serve")
     p.add_argument("pipeline")
-    p.add_argument(
-        "--server", default=SERVER_URL, help="URL of bass serve (default %(default)s)"
-    )
+    p.add_argument("--server", default=SERVER_URL, help="URL of bass serve (default %(default)s)")
     p.add_argument("--changed-refs", default="", help="comma-separated commits (or a..b)")
     p.add_argument("--tags", default="", help="comma-separated tags of the pushed commit")
     p.add_argument(

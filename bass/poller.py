@@ -38,7 +38,11 @@ def remote_head(repository: str, ref: str | None, timeout: float = 60) -> str | 
     )
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr else "failed")
-    found = dict(reversed(line.split("\t", 1)) for line in result.stdout.splitlines() if line)
+    found: dict[str, str] = {}
+    for line in result.stdout.splitlines():  # "<commit>\t<ref>"
+        commit, _, name = line.partition("\t")
+        if name:
+            found[name] = commit
     for pattern in patterns:  # a peeled tag (^{}) is the commit an annotated tag names
         if pattern in found:
             return found[pattern]

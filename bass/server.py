@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import urllib.parse
+from collections.abc import MutableMapping
 from typing import Any
 
 import uvicorn
@@ -77,10 +78,10 @@ def render_once(settings: Settings, path: str) -> int:
     }  # fmt: skip
     status, chunks = 0, []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]

@@ -503,7 +503,8 @@ def build_store(
     synced transactions, spans with `telemetry.insert_spans` and log lines with
     `telemetry.insert_logs` in requests of 512 through `Database.submit` (the
     receiver's own group-commit path, so the full-text index grows as it does in use)."""
-    from bass.store import builds, telemetry
+    from bass.store import builds as build_rows
+    from bass.store import telemetry
     from bass.store.db import Database
 
     started = time.monotonic()
@@ -531,7 +532,7 @@ def build_store(
             config = {"repository": f"https://git.example.com/team/{name}.git",
                       "exec": ["python3", "job.py"]}  # fmt: skip
             out.append(
-                builds.enqueue(
+                build_rows.enqueue(
                     conn,
                     pipeline=name,
                     config=config,
@@ -583,7 +584,7 @@ def build_store(
     def finish(conn, chunk: list[tuple[int, str, float]]) -> None:
         for job_id, state, at in chunk:
             message = "a step failed" if state == "failed" else None
-            builds.finish(conn, job_id, status=state, now=at, message=message)
+            build_rows.finish(conn, job_id, status=state, now=at, message=message)
 
     for i in range(0, len(endings), 2000):
         db.write(finish, endings[i : i + 2000])

@@ -21,10 +21,9 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bass_builder import Backoff
-
 from bass.config import Destination
 from bass.ingest import otlp_json
+from bass_builder import Backoff
 
 log = logging.getLogger("bass.forward")
 
@@ -212,9 +211,10 @@ class Forwarder:
 
     def _connect(self) -> http.client.HTTPConnection:
         parts = self._parts
+        host = parts.hostname or ""  # check_url made sure there is one
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=30)
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            return http.client.HTTPSConnection(host, parts.port, timeout=30)
+        return http.client.HTTPConnection(host, parts.port, timeout=30)
 
     def _target(self) -> str:
         parts = self._parts

@@ -27,8 +27,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bass.ingest import otlp_json, otlp_proto
-from bass.store import telemetry
 from bass.ingest.forward import Forwarder
+from bass.store import telemetry
 from bass.store.db import Busy, Database
 
 log = logging.getLogger("bass.ingest")
@@ -136,9 +136,7 @@ class Receiver:
             forwarder.offer(body, encoding, len(rows))
         if kind == "traces":
             for span in decoded.spans:  # a build's root span can start or end a build
-                if not span["parent_span_id"] and span["service_name"].startswith(
-                    "bass:pipeline:"
-                ):
+                if not span["parent_span_id"] and span["service_name"].startswith("bass:pipeline:"):
                     for listener in self.root_span_listeners:
                         await listener(span)
         return _answer(kind, encoding, decoded)

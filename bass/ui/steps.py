@@ -122,16 +122,16 @@ def grid(
 
     add_header(top, 0)
     rows = []
-    names = ["/".join(column) for column in columns]
+    names = ["/".join(leaf) for leaf in columns]
     for build, paths in zip(builds, per_build, strict=True):
         url = build_url(build)
-        cells = []
-        for column, step in zip(columns, names, strict=True):
-            cell = _EMPTY_CELL
-            for cut in range(len(column), 0, -1):
-                span = paths.get(column[:cut])
-                if span is not None:
-                    cell = _cell(step, span, cut < len(column), now_ns, url)
+        cells: list[str] = []
+        for leaf, step in zip(columns, names, strict=True):
+            cell: str = _EMPTY_CELL
+            for cut in range(len(leaf), 0, -1):
+                found = paths.get(leaf[:cut])
+                if found is not None:
+                    cell = _cell(step, found, cut < len(leaf), now_ns, url)
                     break
             cells.append(cell)
         rows.append({"build": build, "cells": Markup("".join(cells))})

@@ -24,13 +24,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import bass_builder
-from bass_builder import Backoff
-
 import bass
+import bass_builder
 from bass import states
 from bass.worker import checkout
 from bass.worker.procs import run_streaming
+from bass_builder import Backoff
 
 log = logging.getLogger("bass.worker")
 

@@ -12,8 +12,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bass.app import create_app
-from bass.config import Settings
-from bass.config import Config, check_pipeline
+from bass.config import Config, Settings, check_pipeline
 from tests.unit.helpers import KEY, as_body, count, logs_payload, rows, traces_payload
 
 

@@ -366,7 +366,8 @@ def app_db(app: App) -> Database:
 
 def gone(app: App, trace_id: str) -> bool:
     return not app.rows(
-        "SELECT 1 FROM builds WHERE trace_id = ?1 UNION ALL SELECT 1 FROM spans WHERE trace_id = ?1 "
+        "SELECT 1 FROM builds WHERE trace_id = ?1 "
+        "UNION ALL SELECT 1 FROM spans WHERE trace_id = ?1 "
         "UNION ALL SELECT 1 FROM logs WHERE trace_id = ?1",
         trace_id,
     )

@@ -8,9 +8,9 @@ import ast
 import sqlite3
 from pathlib import Path
 
-import bass_builder
 import pytest
 
+import bass_builder
 from bass import states
 from bass.store import schema
 

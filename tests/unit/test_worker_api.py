@@ -530,7 +530,9 @@ def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
 def test_a_local_build_reported_only_at_its_end(app: App) -> None:
     trace, root = "12" * 16, "34" * 8
     app.send_spans(span(trace, root, end=9, bass_status="timeout"), service="bass:pipeline:foo")
-    assert app.rows("SELECT pipeline, state FROM builds") == [{"pipeline": "foo", "state": "timeout"}]
+    assert app.rows("SELECT pipeline, state FROM builds") == [
+        {"pipeline": "foo", "state": "timeout"}
+    ]
 
 
 def test_spans_of_other_services_make_no_build(app: App) -> None:
