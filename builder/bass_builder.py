@@ -205,6 +205,7 @@ def status_of_exit_code(code: int) -> str:
             return status
     return FAILED
 
+
 # Telemetry export tuning.
 BATCH_RECORDS = 512  # spans per request, at most
 LOG_BATCH_RECORDS = 4096  # log records per request, at most (they are small)
