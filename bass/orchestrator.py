@@ -52,6 +52,7 @@ class Orchestrator:
         self.logs_endpoint = logs_endpoint
         self.on_finished: list[OnFinished] = []
         self.closing = False
+        self.waiting = 0  # workers in a long-poll right now
         self._queue_changed = asyncio.Event()
 
     # -- triggers ---------------------------------------------------------------------
@@ -116,16 +117,32 @@ class Orchestrator:
             if build is not None:
                 log.info("%s #%d claimed by %s", build["pipeline"], build["number"], worker)
                 return build
-            while not changed.is_set():  # until something is queued
+            if not await self._wait_for_queue(changed, deadline, gone):
+                return None
+
+    async def _wait_for_queue(
+        self,
+        changed: asyncio.Event,
+        deadline: float,
+        gone: Callable[[], Awaitable[bool]] | None,
+    ) -> bool:
+        """Wait until something is queued (True), or the deadline passes, the server
+        closes or the worker hangs up (False)."""
+        self.waiting += 1
+        try:
+            while not changed.is_set():
                 remaining = deadline - self.clock()
                 if remaining <= 0 or self.closing:
-                    return None
+                    return False
                 try:
                     await asyncio.wait_for(changed.wait(), timeout=min(remaining, 1.0))
                 except TimeoutError:
                     pass
                 if gone is not None and await gone():
-                    return None
+                    return False
+            return True
+        finally:
+            self.waiting -= 1
 
     def close(self) -> None:
         """Shutting down: answer every waiting worker now (with nothing)."""

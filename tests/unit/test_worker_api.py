@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from datetime import datetime
 from typing import Any
 
@@ -302,47 +301,68 @@ def test_malformed_dequeue_is_400(app: App, body: bytes) -> None:
     assert queued_jobs(app)[0]["state"] == "queued"
 
 
-def test_long_poll_returns_as_soon_as_a_job_is_queued(app: App) -> None:
+def _dequeue_in_a_thread(app: App, body: dict[str, Any]) -> tuple[threading.Thread, dict]:
     result: dict[str, Any] = {}
 
     def poll() -> None:
-        started = time.monotonic()
-        result["response"] = app.dequeue({"wait": 5, "tags": []})
-        result["ended"] = time.monotonic()
-        result["took"] = result["ended"] - started
+        result["response"] = app.dequeue(body)
 
     poller = threading.Thread(target=poll)
     poller.start()
-    time.sleep(0.5)  # the poll is waiting by now
+    return poller, result
+
+
+def test_long_poll_returns_as_soon_as_a_job_is_queued(app: App) -> None:
+    orchestrator = app.client.app_state["orchestrator"]
+    poller, result = _dequeue_in_a_thread(app, {"wait": 60, "tags": []})
+    wait_until(lambda: orchestrator.waiting == 1, what="the poll waiting")
     assert "response" not in result
-    queued_at = time.monotonic()
     queued = app.webhook("demo").json()
-    poller.join(10)
+    poller.join(30)
     response = result["response"]
+    # woken by the webhook: without the wake-up it would sit out its 60 s and answer 204
     assert response.status_code == 200
     assert response.json()["id"] == queued["id"]
-    assert result["ended"] >= queued_at  # it waited for the webhook ...
-    assert result["took"] < 4.0  # ... and did not sit out its 5 s
+    assert orchestrator.waiting == 0
 
 
 def test_long_poll_with_nothing_queued_is_204(app: App) -> None:
-    started = time.monotonic()
-    response = app.dequeue({"wait": 0.3})
-    assert response.status_code == 204
-    assert time.monotonic() - started >= 0.25
+    orchestrator = app.client.app_state["orchestrator"]
+    poller, result = _dequeue_in_a_thread(app, {"wait": 3})
+    wait_until(lambda: orchestrator.waiting == 1, what="the poll waiting")  # it waits ...
+    poller.join(30)
+    assert result["response"].status_code == 204  # ... and answers nothing to do
+    assert orchestrator.waiting == 0
 
 
 # -- heartbeat, cancel, result ---------------------------------------------------------
 
 
+class FakeClock:
+    """The orchestrator's clock, moved by the test: leases expire when it says."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def fake_clock(app: App) -> FakeClock:
+    clock = FakeClock()
+    app.client.app_state["orchestrator"].clock = clock
+    return clock
+
+
 def test_heartbeat_extends_the_lease(make_app: Any) -> None:
     app = make_app(lease_seconds=30.0)
+    clock = fake_clock(app)
     app.webhook("demo")
     job = claim(app, heartbeat=True)
     assert job["lease-seconds"] == 30.0
     first = app.job(job["id"])["lease_expires"]
-    assert first is not None
-    time.sleep(0.05)
+    assert first == clock.now + 30.0
+    clock.now += 5
     response = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
     assert response.status_code == 200
     assert response.json() == {"state": "running", "cancel": False}
@@ -471,14 +491,17 @@ def test_a_lost_worker_ends_its_build_as_error(make_app: Any) -> None:
 
 def test_a_heartbeating_worker_keeps_its_build(make_app: Any) -> None:
     app = make_app(lease_seconds=1.0, reap_interval=0.05)
+    clock = fake_clock(app)
     app.webhook("demo")
     job = claim(app, heartbeat=True)
-    until = time.monotonic() + 1.6
-    while time.monotonic() < until:
+    for _ in range(4):  # 2.4 s of the orchestrator's time, more than two leases
+        clock.now += 0.6
         beat = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
         assert beat.status_code == 200
-        time.sleep(0.1)
-    assert app.job(job["id"])["state"] == "running"
+        assert app.job(job["id"])["state"] == "running"
+    # the reaper is running all along: a lease left to lapse ends the build
+    clock.now += 1.5
+    wait_until(lambda: app.job(job["id"])["state"] == "error", what="the reaper")
 
 
 def test_a_legacy_build_ends_with_its_root_span(app: App) -> None:
