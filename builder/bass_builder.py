@@ -42,8 +42,9 @@ if-changeset-matches    regex searched in each changed path; the node is skipped
 timeout                 seconds: a number, or a string with an optional unit ("90", "90s",
                         "30m", "2h", "1d"); on a group it bounds the whole
                         group: running children are killed, the rest skipped
-cwd                     directory relative to the inherited one; must stay inside --root
-                        (symlinks resolved), else the node ends in "error"
+cwd                     directory relative to the inherited one ("/sub": relative to
+                        --root); must stay inside --root (symlinks resolved), else the
+                        node ends in "error"
 
 Standard arguments
 ------------------
@@ -1867,6 +1868,8 @@ class _Run:
             attrs["code.function.name"] = getattr(command, "__qualname__", repr(command))
 
     def _resolve_cwd(self, base: str, relative: str) -> tuple[str, str]:
+        if relative.startswith("/"):  # the build root, as in the prototype: never "/" itself
+            base, relative = self.root, relative.lstrip("/") or "."
         target = os.path.realpath(os.path.join(base, relative))
         if not _inside(target, self.root):
             return base, f"cwd escapes root: {relative}"

@@ -173,6 +173,30 @@ def test_cwd_inside_root(builder, receiver, tmp_path):
     assert receiver.span("deeper")["attrs"]["bass.cwd"] == "sub/deeper"
 
 
+def test_a_leading_slash_in_cwd_means_the_build_root(builder, receiver, tmp_path):
+    """As in the prototype (docs/contracts.md, "Pipeline nodes"): "/sub" is the build
+    root's sub, wherever the parent node is; "/" is the root itself, never the file
+    system's."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "sub").mkdir()
+    result = builder.run_json(
+        {
+            "name": "p",
+            "cwd": "a/b",
+            "steps": [
+                {"name": "sub", "cwd": "/sub", "exec": "pwd"},
+                {"name": "root", "cwd": "/", "exec": ["pwd"]},
+            ],
+        },
+        ["-r", str(tmp_path)],
+    )
+    assert result.returncode == 0, result
+    real = os.path.realpath(tmp_path)
+    assert receiver.bodies("sub") == [f"{real}/sub"]
+    assert receiver.bodies("root") == [real]
+    assert receiver.span("sub")["attrs"]["bass.cwd"] == "sub"
+
+
 def test_cwd_escaping_root_with_dotdot_is_an_error(builder, receiver, tmp_path):
     root = tmp_path / "root"
     root.mkdir()
