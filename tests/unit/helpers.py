@@ -1,4 +1,6 @@
-"""Builders of OTLP/JSON payloads and a read-only look into the SQLite file, for the unit tests."""
+"""What the unit tests share: builders of OTLP/JSON payloads, builds made through the
+worker API of a running app, a read-only look into the SQLite file, waiting on a
+condition."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tests.unit.conftest import App
 
 KEY = "worker-key-1"
 
@@ -111,3 +116,62 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         time.sleep(0.02)
+
+
+def record(
+    trace_id: str,
+    span_id: str,
+    body: str,
+    *,
+    severity: int = 9,
+    time_ns: int = 1_700_000_000_000_000_000,
+    attributes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """An OTLP/JSON log record with a severity of its own."""
+    return {
+        "timeUnixNano": str(time_ns),
+        "severityNumber": severity,
+        "severityText": f"S{severity}",
+        "body": {"stringValue": body},
+        "traceId": trace_id,
+        "spanId": span_id,
+        "attributes": attributes or [],
+    }
+
+
+def post_logs(app: App, *records: dict[str, Any], service: str = "bass:pipeline:demo") -> None:
+    app.send_logs(*records, service=service)
+
+
+def post_spans(app: App, *spans: dict[str, Any], service: str = "bass:pipeline:demo") -> None:
+    app.send_spans(*spans, service=service)
+
+
+def start_build(app: App, pipeline: str = "demo") -> dict[str, Any]:
+    """Queue a build by webhook and claim it as a worker: the job JSON (running)."""
+    response = app.webhook(pipeline)
+    assert response.status_code == 200, response.text
+    response = app.dequeue({"tags": [], "worker": "w1"})
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["name"] == pipeline
+    return job
+
+
+def finish_build(app: App, job: dict[str, Any], status: str = "ok") -> None:
+    response = app.client.post(
+        f"/jobs/{job['id']}/result", json={"status": status}, headers={"X-API-KEY": KEY}
+    )
+    assert response.status_code == 200, response.text
+
+
+def trace_of(job: dict[str, Any]) -> str:
+    return job["otel"]["trace-id"]
+
+
+def json_traces(*spans: dict[str, Any], service: str = "svc") -> bytes:
+    return as_body(traces_payload(*spans, service=service))
+
+
+def json_logs(*records: dict[str, Any], service: str = "svc") -> bytes:
+    return as_body(logs_payload(*records, service=service))

@@ -14,8 +14,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from bass.ingest.forward import Destination, Forwarder, json_to_protobuf, parse_headers
 from tests.unit.conftest import App
-from tests.unit.helpers import attr, span, wait_until
-from tests.unit.helpers_more import FakeDestination, free_port, json_logs, json_traces, record
+from tests.unit.fake_destination import FakeDestination, free_port
+from tests.unit.helpers import attr, json_logs, json_traces, record, span, wait_until
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 ROOT = "eee19b7ec3c1b174"

@@ -18,16 +18,17 @@ from bass.pruning import Policy, prune_once
 from bass.store import builds, retention, telemetry
 from bass.store.db import Database
 from tests.unit.conftest import App
-from tests.unit.helpers import span, wait_until
-from tests.unit.helpers_more import (
+from tests.unit.helpers import (
     finish_build,
     json_logs,
     json_traces,
     post_logs,
     post_spans,
     record,
+    span,
     start_build,
     trace_of,
+    wait_until,
 )
 
 NOW = 1_750_000_000.0

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from tests.unit.conftest import App
-from tests.unit.helpers import span
-from tests.unit.helpers_more import (
+from tests.unit.helpers import (
     finish_build,
     post_logs,
     post_spans,
     record,
+    span,
     start_build,
     trace_of,
 )

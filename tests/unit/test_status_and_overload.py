@@ -16,14 +16,16 @@ from bass.ingest.forward import json_to_protobuf
 from bass.store import telemetry
 from bass.store.db import Busy, Database
 from tests.unit.conftest import App
-from tests.unit.helpers import rows, span, wait_until
-from tests.unit.helpers_more import (
+from tests.unit.helpers import (
     finish_build,
     json_logs,
     json_traces,
     record,
+    rows,
+    span,
     start_build,
     trace_of,
+    wait_until,
 )
 
 TRACE = "5b8efff798038103d269b633813fc60c"

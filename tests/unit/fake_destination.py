@@ -1,5 +1,5 @@
-"""More helpers of the unit tests: builds made through the worker API, log records with a
-severity, and a fake OTLP destination (a stand-in for Tempo or Loki) on 127.0.0.1."""
+"""A fake OTLP destination (a stand-in for Tempo or Loki) on 127.0.0.1: records every
+request and answers with the statuses a test gives it."""
 
 from __future__ import annotations
 
@@ -12,73 +12,11 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.unit.conftest import App
-from tests.unit.helpers import KEY, as_body, logs_payload, traces_payload
-
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def record(
-    trace_id: str,
-    span_id: str,
-    body: str,
-    *,
-    severity: int = 9,
-    time_ns: int = 1_700_000_000_000_000_000,
-    attributes: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """An OTLP/JSON log record with a severity of its own."""
-    return {
-        "timeUnixNano": str(time_ns),
-        "severityNumber": severity,
-        "severityText": f"S{severity}",
-        "body": {"stringValue": body},
-        "traceId": trace_id,
-        "spanId": span_id,
-        "attributes": attributes or [],
-    }
-
-
-def post_logs(app: App, *records: dict[str, Any], service: str = "bass:pipeline:demo") -> None:
-    app.send_logs(*records, service=service)
-
-
-def post_spans(app: App, *spans: dict[str, Any], service: str = "bass:pipeline:demo") -> None:
-    app.send_spans(*spans, service=service)
-
-
-def start_build(app: App, pipeline: str = "demo") -> dict[str, Any]:
-    """Queue a build by webhook and claim it as a worker: the job JSON (running)."""
-    response = app.webhook(pipeline)
-    assert response.status_code == 200, response.text
-    response = app.dequeue({"tags": [], "worker": "w1"})
-    assert response.status_code == 200, response.text
-    job = response.json()
-    assert job["name"] == pipeline
-    return job
-
-
-def finish_build(app: App, job: dict[str, Any], status: str = "ok") -> None:
-    response = app.client.post(
-        f"/jobs/{job['id']}/result", json={"status": status}, headers={"X-API-KEY": KEY}
-    )
-    assert response.status_code == 200, response.text
-
-
-def trace_of(job: dict[str, Any]) -> str:
-    return job["otel"]["trace-id"]
-
-
-def json_traces(*spans: dict[str, Any], service: str = "svc") -> bytes:
-    return as_body(traces_payload(*spans, service=service))
-
-
-def json_logs(*records: dict[str, Any], service: str = "svc") -> bytes:
-    return as_body(logs_payload(*records, service=service))
 
 
 @dataclass
