@@ -53,6 +53,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.common import cpu_model  # standard library only, like this file
+
 try:
     import sqlite_utils
 except ImportError:  # checked in main(): the benchmark needs it
@@ -724,17 +726,6 @@ def bench_sharing(tmp: Path) -> None:
 
 
 # -- main -----------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
