@@ -47,6 +47,8 @@ async def answer(request: Request, exc: Exception) -> Response:
     templates = getattr(request.state, "templates", None)
     if templates is None:  # before the app has started: no page to render with
         return JSONResponse({"error": message}, status, headers)
+    if status == 404 and message == "Not Found":  # no route: say what was asked for
+        message = f"There is no page at {path}."
     context = {"title": _TITLES.get(status, "Error"), "message": message, "status": status}
     return templates.TemplateResponse(request, "error.html", context, status, headers)
 

@@ -19,7 +19,7 @@ from tests.unit.conftest import App
         ("/pipelines/demo/7", 404, "no build demo #7"),
         ("/pipelines/demo/7/log", 404, "no build demo #7"),
         ("/pipelines/demo/7/timeline", 404, "no build demo #7"),
-        ("/no/such/page", 404, "Not Found"),
+        ("/no/such/page", 404, "There is no page at /no/such/page."),
     ],
 )
 def test_dashboard_errors_are_the_styled_page(app: App, path: str, status: int, says: str):
