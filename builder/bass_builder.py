@@ -589,6 +589,9 @@ class _ProtocolError(OSError):
     """The endpoint's answer is not HTTP/1.x as expected."""
 
 
+_HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
 class _Endpoint:
     """One OTLP/HTTP URL, POSTed to over one persistent (keep-alive) HTTP/1.1 connection.
 
@@ -615,6 +618,7 @@ class _Endpoint:
         self._head = ("\r\n".join(lines) + "\r\nContent-Length: ").encode("latin-1", "replace")
         self._sock: Any = None
         self._file: Any = None
+        self._answered = False  # a byte of the answer came (then no retry)
         self.given_up: str | None = None  # set at exit once delivery is hopeless
 
     def post(
@@ -623,9 +627,14 @@ class _Endpoint:
         """POST once (retrying once on a new connection when a kept-alive one went stale).
 
         Returns (status, Retry-After header, response body) or (None, None, error).
+        Only a kept-alive connection that was closed before any answer came is retried
+        here: after a timeout or a garbled answer the endpoint may have the request
+        already, and whether to send it again is the exporter's decision (after a
+        backoff, within its flush budget), not a reflex that doubles the wait.
         """
         for _ in (1, 2):
             reused = self._sock is not None
+            self._answered = False
             try:
                 if reused:
                     self._sock.settimeout(timeout)
@@ -642,7 +651,8 @@ class _Endpoint:
                     raise _ProtocolError(f"malformed HTTP response: {e}") from e
             except OSError as e:
                 self.close()
-                if reused:
+                # closed or reset before a byte of the answer: the request went nowhere
+                if reused and isinstance(e, ConnectionError) and not self._answered:
                     continue
                 return None, None, e
             if headers.get("connection", "").lower() == "close":
@@ -671,7 +681,10 @@ class _Endpoint:
         while True:
             line = f.readline(65537)
             if not line:
+                if self._answered:
+                    raise ConnectionResetError("the endpoint closed the connection mid-answer")
                 raise ConnectionResetError("the endpoint closed the connection")
+            self._answered = True
             parts = line.split(None, 2)
             if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
                 raise _ProtocolError(f"not an HTTP response: {line[:80]!r}")
@@ -688,13 +701,21 @@ class _Endpoint:
         if "chunked" in headers.get("transfer-encoding", "").lower():
             chunks = []
             while True:
-                size = int(f.readline(65537).split(b";")[0].strip() or b"0", 16)
+                size_line = f.readline(65537)
+                if not size_line:
+                    raise ConnectionResetError("the endpoint closed the connection mid-answer")
+                size_text = size_line.split(b";")[0].strip()
+                if not _HEX_SIZE.fullmatch(size_text):
+                    raise _ProtocolError(f"malformed HTTP response: chunk size {size_text!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     while f.readline(65537) not in (b"\r\n", b"\n", b""):
                         pass  # trailers
                     break
-                chunks.append(f.read(size))
-                f.readline(65537)
+                chunk = f.read(size)
+                if len(chunk) != size or f.readline(65537) not in (b"\r\n", b"\n"):
+                    raise ConnectionResetError("the endpoint closed the connection mid-answer")
+                chunks.append(chunk)
             data = b"".join(chunks)
         elif "content-length" in headers:
             length = int(headers["content-length"])

@@ -177,7 +177,8 @@ TIMED = r"""#!/usr/bin/env python3
 from bass import build
 
 # p1 and p2 each wait until the other has started: they run side by side on any machine.
-both = 'touch "$MARK.$BASS_STEP_NAME"; until [ -f "$MARK.p1" ] && [ -f "$MARK.p2" ]; do sleep 0.05; done; sleep 0.3'
+both = ('touch "$MARK.$BASS_STEP_NAME"; '
+        'until [ -f "$MARK.p1" ] && [ -f "$MARK.p2" ]; do sleep 0.05; done; sleep 0.3')
 build({"name": "timed", "steps": [
     {"name": "short", "exec": "sleep 0.2"},
     {"name": "long", "exec": "sleep 1.2"},

@@ -120,6 +120,26 @@ def test_job_shell(builder, receiver, examples):
     assert [s["endTimeUnixNano"] for s in receiver.span_exports() if s["name"] == "test"][0] == "0"
 
 
+# The examples the tests above run (and the scripts they call): the glob below must find at
+# least these, or the loop would check nothing and pass.
+KNOWN_EXAMPLES = {
+    "job-changeset.py",
+    "job-complex.py",
+    "job-cwd.py",
+    "job-setup-teardown.py",
+    "job-shell.sh",
+    "job-simple.py",
+    "scripts/fail.sh",
+    "scripts/hello.sh",
+    "scripts/work.sh",
+    "subproject/build.sh",
+}
+
+
 def test_examples_are_executable():
-    for path in [*TESTPIPELINES.glob("job-*"), *TESTPIPELINES.glob("*/*.sh")]:
+    paths = [*TESTPIPELINES.glob("job-*"), *TESTPIPELINES.glob("*/*.sh")]
+    assert paths, f"no examples found in {TESTPIPELINES}"
+    found = {path.relative_to(TESTPIPELINES).as_posix() for path in paths}
+    assert not KNOWN_EXAMPLES - found, f"missing from {TESTPIPELINES}: {KNOWN_EXAMPLES - found}"
+    for path in paths:
         assert path.stat().st_mode & 0o111, f"{path} is not executable"
