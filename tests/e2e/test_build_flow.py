@@ -4,9 +4,9 @@ build script → builder → OTLP → SQLite → JSON API and dashboard pages.""
 from __future__ import annotations
 
 import sys
-import time
 
 from tests.conftest import http
+from tests.e2e.waiting import wait_until
 
 MIXED = r"""#!/usr/bin/env python3
 from bass import assert_pipeline, build
@@ -192,14 +192,18 @@ def test_worker_tags_route_jobs(repo, serve, worker):
         "worker-tags": ["gpu"],
     }
     server = serve(pipelines(repo.path, tagged=tagged))
-    worker(server, tags="linux")
+    worker(server, tags="linux", name="linux-only")
     job = server.webhook("tagged")
-    time.sleep(1.5)
+    younger = server.webhook("simple")
+    # a worker takes the oldest build it may run: once it has run the younger, untagged
+    # build it has looked at the queue with the tagged one in it, and passed it over
+    ran = server.wait_for(younger["id"])
+    assert (ran["state"], ran["worker"]) == ("ok", "linux-only"), ran
     _, state = http("GET", f"{server.url}/api/jobs/{job['id']}")
     assert state["state"] == "queued", "a worker without the gpu tag must not take it"
-    worker(server, tags="gpu,linux")
+    worker(server, tags="gpu,linux", name="gpu")
     assert server.wait_for(job["id"])["state"] == "ok"
-    assert server.query("SELECT worker FROM builds WHERE id = ?", job["id"])[0][0]
+    assert server.query("SELECT worker FROM builds WHERE id = ?", job["id"])[0][0] == "gpu"
 
 
 def test_worker_sigterm_cancels_the_running_build_and_exits(repo, serve, worker):
@@ -212,14 +216,16 @@ def test_worker_sigterm_cancels_the_running_build_and_exits(repo, serve, worker)
     )
     w = worker(server)
     job = server.webhook("slow")
-    deadline = time.monotonic() + 30
-    while http("GET", f"{server.url}/api/jobs/{job['id']}")[1]["state"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(0.5)
+    wait_until(
+        lambda: "hanging" in [r["body"] for r in server.logs("slow", job["number"])],
+        "the build entry to run (its 'hanging' line)",
+        context=lambda: f"worker:\n{w.output()}\nserve:\n{server.output()}",
+    )
     assert w.stop() == 0, w.output()
-    ended = server.wait_for(job["id"], timeout=10)
-    assert ended["state"] == "cancelled", ended
+    # the worker reports the cancel before it exits: the build has ended already
+    _, ended = http("GET", f"{server.url}/api/jobs/{job['id']}")
+    assert ended["state"] == "cancelled", (ended, w.output())
+    assert ended["message"] == "cancelled: the worker was stopped", ended
 
 
 def test_missing_pipelines_file_is_a_clear_error(tmp_path):
