@@ -108,17 +108,27 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def _trigger_all(url: str, names: list[str], head: str) -> None:
-    for _ in range(100):
+    """Queue one build of each example once the server answers; say so, or say why not
+    (a server that does not come up says why itself)."""
+    deadline = time.monotonic() + 120
+    while True:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=2):
                 break
         except OSError:
+            if time.monotonic() > deadline:
+                print(f"bass demo: {url} did not answer; no builds queued", flush=True)
+                return
             time.sleep(0.1)
-    for name in names:
-        query = f"pipeline={name}" + (f"&changed-refs={head}" if name == "changeset" else "")
-        request = urllib.request.Request(f"{url}/webhook?{query}", method="POST")
-        with urllib.request.urlopen(request, timeout=10):
-            pass
+    try:
+        for name in names:
+            query = f"pipeline={name}" + (f"&changed-refs={head}" if name == "changeset" else "")
+            request = urllib.request.Request(f"{url}/webhook?{query}", method="POST")
+            with urllib.request.urlopen(request, timeout=30):
+                pass
+    except OSError as e:
+        print(f"bass demo: queueing the example builds failed: {e}", flush=True)
+        return
     print(
         f"\n  bass is running; {len(names)} builds queued.\n"
         f"  Dashboard: {url}/\n  Stop with Ctrl-C.\n",
