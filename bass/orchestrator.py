@@ -140,7 +140,8 @@ class Orchestrator:
                     pass
                 if gone is not None and await gone():
                     return False
-            return True
+            # woken by a queued build: a worker that hung up meanwhile must not get it
+            return not (gone is not None and await gone())
         finally:
             self.waiting -= 1
 
