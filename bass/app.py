@@ -81,11 +81,14 @@ def create_app(settings: Settings) -> Starlette:
                 asyncio.create_task(pruning.prune_forever(db, policy, settings.prune_interval))
             )
 
-        def begin_shutdown() -> None:
-            # Called from a signal handler, before connections drain: long-polls end
-            # now, and the local worker starts cancelling its build.
-            orchestrator.close()
+        def begin_shutdown(local_worker_grace: float = 60.0) -> None:
+            # Called (in a thread of its own) when a signal asks the server to stop,
+            # before it stops listening: the local worker cancels its build and reports
+            # it over HTTP while the server still answers; then long-polls end.
             stop.set()
+            if worker_thread is not None:
+                worker_thread.join(local_worker_grace)
+            orchestrator.close()
 
         app.state.begin_shutdown = begin_shutdown
         try:

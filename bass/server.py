@@ -23,9 +23,10 @@ log = logging.getLogger("bass")
 def run_server(settings: Settings) -> int:
     """Serve until SIGINT or SIGTERM, then shut down cleanly and return 0.
 
-    The server runs in a thread so that the signal handlers are bass's own: they end
-    the workers' long-polls and cancel the local worker's build before connections
-    drain, and a second signal forces the exit.
+    The server runs in a thread so that the signal handlers are bass's own: the first
+    signal lets the local worker cancel its build and report it (its spans, logs and
+    result go over HTTP, so the server keeps listening until it has), then ends the
+    workers' long-polls and stops; a second signal forces the exit.
     """
     app = create_app(settings)
     server = uvicorn.Server(
@@ -39,15 +40,21 @@ def run_server(settings: Settings) -> int:
         )
     )
 
-    def on_signal(signum: int, _frame: object) -> None:
-        if server.should_exit:
-            server.force_exit = True
-            return
-        log.info("signal %d: shutting down", signum)
-        server.should_exit = True
+    stopping = threading.Event()
+
+    def stop() -> None:
         begin_shutdown = getattr(app.state, "begin_shutdown", None)
         if begin_shutdown is not None:
             begin_shutdown()
+        server.should_exit = True
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            server.should_exit = server.force_exit = True
+            return
+        stopping.set()
+        log.info("signal %d: shutting down", signum)
+        threading.Thread(target=stop, name="bass-shutdown", daemon=True).start()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=server.run, name="bass-serve")

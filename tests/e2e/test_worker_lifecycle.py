@@ -147,3 +147,7 @@ def test_stopping_serve_cancels_the_local_workers_build(repo, serve, tmp_path):
     assert state == "cancelled", (state, message, server.output())
     assert message.startswith("cancelled"), message
     assert "Traceback" not in server.output()
+    # the worker reported it itself, with its telemetry, while serve still listened
+    assert message == "cancelled: the worker was stopped", (message, server.output())
+    assert "could not be reported" not in server.output()
+    assert "telemetry: dropped" not in server.output()
