@@ -56,7 +56,12 @@ def create_app(settings: Settings) -> Starlette:
             traces_endpoint=settings.traces_endpoint,
             logs_endpoint=settings.logs_endpoint,
         )
-        ingest = receiver.Receiver(db, max_body=settings.max_body, forwarders=forwarders)
+        ingest = receiver.Receiver(
+            db,
+            max_body=settings.max_body,
+            max_inflight=settings.max_inflight,
+            forwarders=forwarders,
+        )
         ingest.on_root_span(orchestrator.root_span_seen)
         orchestrator.on_finished.append(ingest.build_finished)
         mailer = _mailer(settings)

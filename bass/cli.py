@@ -86,6 +86,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         help="largest OTLP request accepted, after decompression (default %(default)s)",
     )
     p.add_argument(
+        "--max-inflight-mb",
+        type=float,
+        default=d.max_inflight >> 20,
+        help="OTLP request bytes held at once, received and decompressed, by all clients "
+        "together; past it 503 with Retry-After (default %(default)s)",
+    )
+    p.add_argument(
         "--retention-days",
         type=float,
         default=d.retention_days,
@@ -256,6 +263,7 @@ def serve(args: argparse.Namespace) -> int:
         logs_endpoint=args.logs_endpoint,
         lease_seconds=args.lease_seconds,
         max_body=int(args.max_body_mb * (1 << 20)),
+        max_inflight=int(args.max_inflight_mb * (1 << 20)),
         retention_days=args.retention_days,
         keep_builds=args.keep_builds,
         smtp_host=args.smtp_host,

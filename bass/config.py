@@ -76,6 +76,7 @@ class Settings:
     logs_endpoint: str | None = None
     lease_seconds: float = 60
     max_body: int = 64 << 20  # bytes of an OTLP request, after decompression
+    max_inflight: int = 256 << 20  # bytes of OTLP requests held at once (bodies, decoded)
     forward: list[Destination] = field(default_factory=list)
     retention_days: float | None = None
     keep_builds: int | None = None

@@ -72,10 +72,16 @@ class Receiver:
     wired by create_app: the orchestrator, which starts and ends builds by them)."""
 
     def __init__(
-        self, db: Database, *, max_body: int, forwarders: dict[str, list[Forwarder]]
+        self,
+        db: Database,
+        *,
+        max_body: int,
+        max_inflight: int = 256 << 20,
+        forwarders: dict[str, list[Forwarder]],
     ) -> None:
         self.db = db
         self.max_body = max_body
+        self.max_inflight = max_inflight  # TODO(issue 9): enforce across requests
         self.forwarders = forwarders
         self.stats = IngestStats()
         self.decode_slots = asyncio.Semaphore(4)  # decoding holds the GIL: a few at a time
