@@ -19,7 +19,10 @@ from bass.refs import valid_changed_ref
 
 def _from_push_event(payload: dict[str, Any]) -> tuple[list[str], list[str]]:
     """changed-refs and tags from a GitHub/Gitea/GitLab-style push event body."""
-    refs = [c["id"] for c in payload.get("commits") or [] if isinstance(c, dict) and c.get("id")]
+    commits = payload.get("commits") or []
+    if not isinstance(commits, list):
+        raise HTTPException(400, '"commits" must be a list of commits')
+    refs = [c["id"] for c in commits if isinstance(c, dict) and c.get("id")]
     tags = []
     ref = payload.get("ref")
     if isinstance(ref, str) and ref.startswith("refs/tags/"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 import re
 
 from starlette.exceptions import HTTPException
@@ -54,7 +55,12 @@ async def dequeue(request: Request) -> Response:
     payload = await read_json(request, required=False)
     tags = string_list(payload.get("tags"), "tags")
     wait = payload.get("wait", 0)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or wait < 0:
+    if (
+        isinstance(wait, bool)
+        or not isinstance(wait, (int, float))
+        or not math.isfinite(wait)  # NaN would wait for ever, 1e400 is inf
+        or wait < 0
+    ):
         raise HTTPException(400, '"wait" must be a number of seconds >= 0')
     worker = payload.get("worker") or (request.client.host if request.client else "worker")
     if not isinstance(worker, str) or not _WORKER_NAME.match(worker):

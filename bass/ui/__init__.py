@@ -70,9 +70,16 @@ def check_same_origin(request: Request) -> None:
     fetch_site = request.headers.get("sec-fetch-site", "same-origin")
     origin = request.headers.get("origin")
     if fetch_site not in ("same-origin", "none") or (
-        origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")
+        origin is not None and _netloc(origin) != request.headers.get("host", "")
     ):
         raise HTTPException(403, "cross-site request refused")
+
+
+def _netloc(url: str) -> str | None:
+    try:
+        return urlsplit(url).netloc
+    except ValueError:  # "http://[::1" and the like: no origin we know
+        return None
 
 
 async def server_status(request: Request) -> dict[str, Any]:

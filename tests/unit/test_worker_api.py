@@ -579,3 +579,29 @@ def test_a_webhook_ping_queues_nothing(app: App) -> None:
     assert response.status_code == 200
     assert response.json() == {"queued": False, "reason": "ping"}
     assert app.count("builds") == 0
+
+
+# -- bodies that made a 500 (issue 9) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [b'{"wait": NaN}', b'{"wait": 1e400}', b'{"wait": -Infinity}'])
+def test_a_wait_that_is_no_finite_number_is_400(app: App, body: bytes) -> None:
+    response = app.client.post("/dequeue", content=body, headers={"X-API-KEY": KEY})
+    assert response.status_code == 400
+    assert "wait" in response.json()["error"]
+
+
+@pytest.mark.parametrize("commits", [5, "abc", {"id": "x"}, True])
+def test_push_commits_that_are_no_list_are_400(app: App, commits: Any) -> None:
+    response = app.client.post("/webhook?pipeline=demo", json={"commits": commits})
+    assert response.status_code == 400
+    assert "commits" in response.json()["error"]
+    assert queued_jobs(app) == []
+
+
+@pytest.mark.parametrize("origin", ["http://[::1", "http://[", "://"])
+def test_an_origin_that_is_no_url_is_refused_not_a_500(app: App, origin: str) -> None:
+    for path in ("/pipelines/demo/trigger", "/pipelines/demo/1/cancel"):
+        response = app.client.post(path, headers={"Origin": origin}, follow_redirects=False)
+        assert response.status_code in (403, 404), (path, response.status_code)
+    assert queued_jobs(app) == []
