@@ -15,30 +15,52 @@ import contextlib
 import logging
 import os
 import secrets
+import socket
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bass import errors, pruning, webhook, worker_api
+from bass import auth, errors, pruning, webhook, worker_api
 from bass.config import Settings
+from bass.guard import Guard
 from bass.ingest import otlp_proto, receiver
 from bass.ingest.forward import Forwarder
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.poller import poll_forever
 from bass.store.db import Database
-from bass.ui import PACKAGE_DIR, builds, home, pipelines, query_api, search, status, templates
+from bass.ui import (
+    PACKAGE_DIR,
+    builds,
+    home,
+    login,
+    pipelines,
+    query_api,
+    search,
+    status,
+    templates,
+)
 
 log = logging.getLogger("bass.serve")
 
 
 def create_app(settings: Settings) -> Starlette:
+    public = urlsplit(settings.public_url) if settings.public_url else None
+    people = auth.People(
+        users=auth.Users(settings.users_file),
+        key=auth.secret_key(settings.secret_file),
+        secure_cookies=public is not None and public.scheme == "https",
+        open_without_users=settings.loopback_only() or settings.insecure,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.db)
@@ -104,6 +126,7 @@ def create_app(settings: Settings) -> Starlette:
                 "ingest_status": ingest.status,
                 "worker_keys": worker_keys,
                 "templates": templates(),
+                "people": people,
             }
         finally:
             for task in tasks:
@@ -126,10 +149,30 @@ def create_app(settings: Settings) -> Starlette:
         *query_api.routes,
         *search.routes,
         *status.routes,
+        *login.routes,
         Route("/healthz", _healthz, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers=errors.EXCEPTION_HANDLERS)
+    guard = Middleware(
+        Guard, allowed_hosts=allowed_hosts(settings), people=people, public_url=public
+    )
+    return Starlette(
+        routes=routes,
+        middleware=[guard],
+        lifespan=lifespan,
+        exception_handlers=errors.EXCEPTION_HANDLERS,
+    )
+
+
+def allowed_hosts(settings: Settings) -> set[str]:
+    """The names a request's Host may give (any IP address may be given too): what this
+    server is called, never a name someone else's DNS points here."""
+    names = {"localhost", socket.gethostname(), socket.getfqdn(), *settings.allowed_hosts}
+    if settings.public_url:
+        names.add(urlsplit(settings.public_url).hostname or "")
+    if settings.host not in ("", "0.0.0.0", "::"):
+        names.add(settings.host)
+    return {n.lower().strip("[]") for n in names if n}
 
 
 def _mailer(settings: Settings) -> Mailer | None:

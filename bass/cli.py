@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 
 from bass import config as config_files
-from bass import states
+from bass import states, users_cli
 from bass.config import Settings
 
 log = logging.getLogger("bass")
@@ -49,6 +49,32 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "--worker-keys-file",
         default=d.worker_keys_file,
         help="worker API keys, one per line (default %(default)s)",
+    )
+    p.add_argument(
+        "--users-file",
+        default=d.users_file,
+        help="people who may log in (bass user add NAME); without one, and bound to "
+        "loopback, the dashboard is open (default %(default)s)",
+    )
+    p.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a host name requests may be addressed to, besides this machine's names, "
+        "the bind address and the --public-url host; repeatable",
+    )
+    p.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        default=d.forwarded_allow_ips,
+        help="comma-separated addresses of the proxies whose X-Forwarded-For/-Proto are "
+        "believed (default: none, no proxy headers believed)",
+    )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback address without a users file or worker keys",
     )
     p.add_argument(
         "--local-worker", action="store_true", help="also run a worker inside this process"
@@ -224,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     _worker_parser(sub)
     _run_parser(sub)
     _demo_parser(sub)
+    users_cli.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(args, "log_level", "info").upper(),
@@ -235,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         return worker(args)
     if args.command == "run":
         return run(args)
+    if args.command == "user":
+        return users_cli.main(args)
     from bass.demo import demo
 
     return demo(args)
@@ -245,6 +274,7 @@ def _tags(value: str) -> list[str]:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from bass.auth import UsersError
     from bass.config import Destination
     from bass.ingest.forward import Forwarder, parse_headers
     from bass.server import render_once, run_server
@@ -253,6 +283,7 @@ def serve(args: argparse.Namespace) -> int:
         pipelines_file=args.pipelines_file,
         env_file=args.env_file,
         worker_keys_file=args.worker_keys_file,
+        users_file=args.users_file,
         db=args.db,
         host=args.host,
         port=args.port,
@@ -273,6 +304,9 @@ def serve(args: argparse.Namespace) -> int:
         smtp_user=args.smtp_user,
         smtp_password=os.environ.get("BASS_SMTP_PASSWORD"),
         public_url=args.public_url,
+        allowed_hosts=args.allowed_host,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+        insecure=args.insecure,
         log_level=args.log_level,
     )
     try:
@@ -282,7 +316,8 @@ def serve(args: argparse.Namespace) -> int:
         settings.forward += [Destination("logs", url, headers) for url in args.forward_logs]
         for destination in settings.forward:
             Forwarder.check_url(destination.url)
-    except (config_files.ConfigError, ValueError) as e:
+        _refuse_an_open_network(settings)
+    except (config_files.ConfigError, UsersError, ValueError) as e:
         print(f"bass serve: {e}", file=sys.stderr)
         return 2
     config = settings.config
@@ -302,6 +337,25 @@ def serve(args: argparse.Namespace) -> int:
     if args.get:
         return render_once(settings, args.get)
     return run_server(settings)
+
+
+def _refuse_an_open_network(settings: Settings) -> None:
+    """Bound to a network address, bass must know its people and its workers."""
+    from bass.auth import Users
+
+    if settings.loopback_only() or settings.insecure:
+        return
+    missing = []
+    if not Users(settings.users_file).any():
+        missing.append(f"a users file ({settings.users_file}: bass user add NAME)")
+    if not settings.config.worker_keys:
+        missing.append(f"worker keys ({settings.worker_keys_file}: one key per line)")
+    if missing:
+        raise ValueError(
+            f"--host {settings.host} lets other machines in, but there is no "
+            + " and no ".join(missing)
+            + ": add them, or bind to 127.0.0.1, or pass --insecure to serve it open"
+        )
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ message names the file, the pipeline and the field, so `bass serve` can exit wit
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -65,6 +66,7 @@ class Settings:
     pipelines_file: str = "orchestrator-pipelines.json"
     env_file: str = "orchestrator.env"
     worker_keys_file: str = "worker-keys"
+    users_file: str = "users.json"  # people who may log in; none: nobody has to
     db: str = "bass.db"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -87,6 +89,9 @@ class Settings:
     smtp_user: str | None = None
     smtp_password: str | None = field(default=None, repr=False)  # from the environment
     public_url: str | None = None  # None: local_url()
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names besides ours
+    forwarded_allow_ips: str | None = None  # proxies whose X-Forwarded-* are believed
+    insecure: bool = False  # serve a network without users or worker keys
     log_level: str = "info"
     reap_interval: float = 5.0  # how often lost workers are looked for
     prune_interval: float = 600.0  # how often retention runs
@@ -99,6 +104,21 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def secret_file(self) -> str:
+        """The server's secret key (signs sessions): beside the database."""
+        return f"{self.db}.key"
+
+    def loopback_only(self) -> bool:
+        """Whether only this machine can reach the server (its bind address)."""
+        host = self.host.strip("[]")
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     def load_files(self) -> Settings:
         """These settings with `config` read from the three files (ConfigError)."""

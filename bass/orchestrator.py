@@ -237,10 +237,14 @@ class Orchestrator:
         changed, self._queue_changed = self._queue_changed, asyncio.Event()
         changed.set()
 
-    def job_json(self, build: dict[str, Any], base_url: str) -> dict[str, Any]:
+    def job_json(
+        self, build: dict[str, Any], base_url: str, people_url: str | None = None
+    ) -> dict[str, Any]:
         """The build as a worker receives it from /dequeue: the job JSON of the worker
-        API (docs/contracts.md), the prototype's fields first."""
+        API (docs/contracts.md), the prototype's fields first. URLs for the worker are
+        on `base_url` (where it reached us), the build's page on `people_url`."""
         base = base_url.rstrip("/")
+        people = (people_url or base).rstrip("/")
         return {
             "name": build["pipeline"],
             "schedule-time": datetime.fromtimestamp(build["queued_at"], UTC).isoformat(),
@@ -260,5 +264,5 @@ class Orchestrator:
             "lease-seconds": self.lease_seconds if build["lease_expires"] else None,
             "heartbeat-url": f"{base}/jobs/{build['id']}/heartbeat",
             "result-url": f"{base}/jobs/{build['id']}/result",
-            "build-url": f"{base}/pipelines/{build['pipeline']}/{build['number']}",
+            "build-url": f"{people}/pipelines/{build['pipeline']}/{build['number']}",
         }

@@ -37,6 +37,9 @@ def run_server(settings: Settings) -> int:
             log_level="warning",
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # X-Forwarded-For/-Proto are believed only from the proxies named
+            proxy_headers=settings.forwarded_allow_ips is not None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
     )
 
@@ -80,8 +83,9 @@ def render_once(settings: Settings, path: str) -> int:
     scope = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": target.path or "/", "raw_path": (target.path or "/").encode(),
-        "query_string": target.query.encode(), "root_path": "", "headers": [(b"host", b"bass")],
-        "client": ("127.0.0.1", 0), "server": ("bass", 80),
+        "query_string": target.query.encode(), "root_path": "",
+        "headers": [(b"host", b"localhost")], "client": ("127.0.0.1", 0),
+        "server": ("localhost", 80),
     }  # fmt: skip
     status, chunks = 0, []
 

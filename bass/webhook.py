@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bass.guard import people_base_url
 from bass.orchestrator import Orchestrator, UnknownPipeline
 from bass.params import read_json, string_list
 from bass.refs import valid_changed_ref
@@ -64,7 +65,7 @@ async def webhook(request: Request) -> Response:
         raise HTTPException(404, f"no pipeline named {name!r}") from None
     if build is None:
         return JSONResponse({"queued": False, "reason": "suppressed by the tag-pattern"})
-    base = str(request.base_url).rstrip("/")
+    base = people_base_url(request)
     return JSONResponse(
         {
             "queued": True,

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bass import states
+from bass.guard import people_base_url
 from bass.orchestrator import Orchestrator
 from bass.params import read_json, string_list
 
@@ -76,7 +77,9 @@ async def dequeue(request: Request) -> Response:
     )
     if build is None:
         return Response(status_code=204)
-    return JSONResponse(orchestrator.job_json(build, str(request.base_url)))
+    return JSONResponse(
+        orchestrator.job_json(build, str(request.base_url), people_base_url(request))
+    )
 
 
 async def heartbeat(request: Request) -> Response:

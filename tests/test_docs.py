@@ -10,16 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from bass import cli
+from bass import cli, users_cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-SUBCOMMANDS = ("serve", "worker", "run", "demo")
+SUBCOMMANDS = ("serve", "worker", "run", "demo", "user")
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
-    for add in (cli._serve_parser, cli._worker_parser, cli._run_parser, cli._demo_parser):
+    for add in (
+        cli._serve_parser,
+        cli._worker_parser,
+        cli._run_parser,
+        cli._demo_parser,
+        users_cli.add_parser,
+    ):
         add(sub)
     return dict(sub.choices)
 

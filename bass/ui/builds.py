@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from bass import params, states
 from bass.store import builds, telemetry
-from bass.ui import MAX_LOG_LINES, check_same_origin, render, steps
+from bass.ui import MAX_LOG_LINES, check_form, render, steps
 
 LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
 EMBED_LINES = 1_000  # log lines a build page embeds; other steps load theirs when opened
@@ -149,7 +149,7 @@ async def build_log(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
-    check_same_origin(request)
+    await check_form(request)
     name, number = request.path_params["name"], request.path_params["number"]
     build = await request.state.db.aread(builds.by_number, name, number)
     if build is None:

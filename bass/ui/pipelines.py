@@ -12,7 +12,7 @@ from starlette.routing import Route
 from bass import params, states
 from bass.orchestrator import UnknownPipeline
 from bass.store import builds, telemetry
-from bass.ui import check_same_origin, render, steps
+from bass.ui import check_form, render, steps
 
 PAGE = 30
 
@@ -48,7 +48,7 @@ async def pipeline(request: Request) -> Response:
 
 
 async def trigger(request: Request) -> Response:
-    check_same_origin(request)
+    await check_form(request)
     name = request.path_params["name"]
     try:
         build = await request.state.orchestrator.enqueue(name, trigger="dashboard")

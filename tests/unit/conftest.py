@@ -55,6 +55,13 @@ class App:
         query = {"pipeline": pipeline, **{k.replace("_", "-"): v for k, v in params.items()}}
         return self.client.post("/webhook", params=query)
 
+    def form_post(self, path: str, **fields: str) -> Any:
+        """POST a dashboard form as a browser on the dashboard does: with the CSRF
+        token the dashboard gave it (in a cookie, and in the form)."""
+        self.client.get("/healthz")  # any answer sets the cookie
+        token = self.client.cookies.get("bass_csrf", "")
+        return self.client.post(path, data={"csrf": token, **fields}, follow_redirects=False)
+
     def dequeue(self, body: Any = None, key: str | None = KEY) -> Any:
         headers = {"X-API-KEY": key} if key is not None else {}
         if body is None:
@@ -88,6 +95,8 @@ def make_app(tmp_path: Path) -> Iterator[Any]:
                 pipelines=checked, env=env or {}, worker_keys=[KEY] if keys is None else keys
             )
             db_path = tmp_path / f"bass{len(started)}.db"
+            settings.setdefault("allowed_hosts", ["testserver"])  # TestClient's Host
+            settings.setdefault("users_file", str(tmp_path / f"users{len(started)}.json"))
             app = create_app(Settings(db=str(db_path), config=config, **settings))
             client = stack.enter_context(TestClient(app))
             started.append(App(client, db_path))

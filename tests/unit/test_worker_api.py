@@ -381,7 +381,7 @@ def test_heartbeat_needs_the_key(app: App) -> None:
 def test_heartbeat_carries_a_dashboard_cancel(app: App) -> None:
     app.webhook("demo")
     job = claim(app, heartbeat=True)
-    response = app.client.post("/pipelines/demo/1/cancel", follow_redirects=False)
+    response = app.form_post("/pipelines/demo/1/cancel")
     assert response.status_code == 303
     assert app.job(job["id"])["state"] == "running"  # until the worker stops the build
     beat = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
@@ -395,7 +395,7 @@ def test_heartbeat_carries_a_dashboard_cancel(app: App) -> None:
 
 def test_cancel_of_a_queued_build_ends_it(app: App) -> None:
     app.webhook("demo")
-    assert app.client.post("/pipelines/demo/1/cancel", follow_redirects=False).status_code == 303
+    assert app.form_post("/pipelines/demo/1/cancel").status_code == 303
     assert app.rows("SELECT state FROM builds") == [{"state": "cancelled"}]
     assert app.dequeue({}).status_code == 204
 
@@ -403,7 +403,7 @@ def test_cancel_of_a_queued_build_ends_it(app: App) -> None:
 def test_cancel_of_a_build_whose_worker_cannot_be_told_ends_it(app: App) -> None:
     app.webhook("demo")
     job = claim(app)  # no heartbeat: a prototype worker
-    app.client.post("/pipelines/demo/1/cancel", follow_redirects=False)
+    app.form_post("/pipelines/demo/1/cancel")
     assert app.job(job["id"])["state"] == "cancelled"
 
 
