@@ -29,7 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bass import auth, errors, pruning, webhook, worker_api
-from bass.config import Settings
+from bass.config import Settings, named_keys
 from bass.guard import Guard
 from bass.ingest import otlp_proto, receiver
 from bass.ingest.forward import Forwarder
@@ -91,13 +91,13 @@ def create_app(settings: Settings) -> Starlette:
             orchestrator.on_finished.append(mailer.on_finished)
         elif any(p.get("notifications") for p in settings.config.pipelines.values()):
             log.warning("pipelines ask for e-mail notifications, but no --smtp-host is set")
-        worker_keys = list(settings.config.worker_keys)
+        worker_keys = named_keys(settings.config.worker_keys)
         stop = threading.Event()
         worker_thread = None
         local_name = f"local:{os.getpid()}"
         if settings.local_worker:
             local_key = secrets.token_urlsafe(24)
-            worker_keys.append(local_key)
+            worker_keys.append(("local", local_key))
             worker_thread = _start_local_worker(settings, local_key, local_name, stop)
         tasks = [asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))]
         if any(p.get("poll") for p in settings.config.pipelines.values()):

@@ -7,6 +7,7 @@ message names the file, the pipeline and the field, so `bass serve` can exit wit
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -260,8 +261,25 @@ def load_env(path: str) -> dict[str, str]:
     return env
 
 
+_KEY_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63})\s*:\s*(\S.*)$")
+
+
+def named_keys(lines: list[str]) -> list[tuple[str, str]]:
+    """(name, key) of each worker-keys line: `NAME: KEY`, or a bare key, whose name is
+    then `key-` and the start of its SHA-256 (so it never shows the key itself)."""
+    out = []
+    for line in lines:
+        match = _KEY_NAME.match(line)
+        if match:
+            out.append((match.group(1), match.group(2).strip()))
+        else:
+            out.append((f"key-{hashlib.sha256(line.encode()).hexdigest()[:8]}", line))
+    return out
+
+
 def load_worker_keys(path: str) -> list[str]:
-    """Read the worker keys, one per line; a missing file is no keys."""
+    """Read the worker keys, one per line (`NAME: KEY` names it); a missing file is no
+    keys."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:

@@ -10,6 +10,8 @@ thin adapters over these verbs.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import secrets
@@ -30,6 +32,23 @@ OnFinished = Callable[[dict[str, Any]], Awaitable[None]]
 
 class UnknownPipeline(LookupError):
     pass
+
+
+class UnknownBuild(LookupError):
+    """No build has this id."""
+
+
+class NotRunning(Exception):
+    """The build is queued or has ended: no worker holds it."""
+
+
+class NotHolder(PermissionError):
+    """The caller is not the worker that holds the build (another key, no or a wrong
+    job token)."""
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 class Orchestrator:
@@ -98,8 +117,11 @@ class Orchestrator:
         wait: float = 0.0,
         heartbeats: bool = False,
         gone: Callable[[], Awaitable[bool]] | None = None,
+        worker_key: str | None = None,
     ) -> dict[str, Any] | None:
         """The oldest queued build this worker may run, waiting up to `wait` s for one.
+        The build comes with its `job-token`: only the holder of `worker_key` with that
+        token may heartbeat it, end it, and send its telemetry.
 
         While waiting, `gone()` is asked every second: a worker that hung up (it was
         stopped) must not be handed a build it will never run. `close()` ends every wait.
@@ -107,15 +129,19 @@ class Orchestrator:
         deadline = self.clock() + wait
         while True:
             changed = self._queue_changed
+            token = secrets.token_urlsafe(32)
             build = await self.db.awrite(
                 builds.claim,
                 worker=worker,
                 tags=tags,
                 now=self.clock(),
                 lease_seconds=self.lease_seconds if heartbeats else None,
+                worker_key=worker_key,
+                job_token=token_hash(token),
             )
             if build is not None:
                 log.info("%s #%d claimed by %s", build["pipeline"], build["number"], worker)
+                build["job-token"] = token  # handed out once, never stored
                 return build
             if not await self._wait_for_queue(changed, deadline, gone):
                 return None
@@ -149,16 +175,37 @@ class Orchestrator:
         """Shutting down: answer every waiting worker now (with nothing)."""
         self.closing = True
 
-    async def heartbeat(self, build_id: int) -> dict[str, Any] | None:
-        """Extend a running build's lease; None when it is not running."""
+    async def check_holder(self, build_id: int, worker_key: str, token: str | None) -> None:
+        """Raise UnknownBuild, NotRunning or NotHolder unless the caller, holding the key
+        named `worker_key` and the job token `token`, is the worker running the build."""
+        build = await self.db.aread(builds.get, build_id)
+        if build is None:
+            raise UnknownBuild(build_id)
+        if build["state"] != states.RUNNING:
+            raise NotRunning(build["state"])
+        if build["worker_key"] is not None and build["worker_key"] != worker_key:
+            raise NotHolder("the build is held by another worker key")
+        if build["job_token"] is not None and not (
+            token and hmac.compare_digest(build["job_token"], token_hash(token))
+        ):
+            raise NotHolder("a wrong or missing job token")
+
+    async def heartbeat(
+        self, build_id: int, worker_key: str, token: str | None
+    ) -> dict[str, Any] | None:
+        """Extend a running build's lease, for its holder only (see check_holder); None
+        when it stopped running meanwhile."""
+        await self.check_holder(build_id, worker_key, token)
         return await self.db.awrite(
             builds.heartbeat, build_id, now=self.clock(), lease_seconds=self.lease_seconds
         )
 
     async def report(
-        self, build_id: int, status: str, message: str | None = None
+        self, build_id: int, status: str, message: str | None, worker_key: str, token: str | None
     ) -> dict[str, Any] | None:
-        """A worker's result for a build; None if the build had already ended."""
+        """A worker's result for the build it holds (see check_holder); None if the build
+        ended meanwhile."""
+        await self.check_holder(build_id, worker_key, token)
         return await self._finish(build_id, status, message)
 
     async def cancel(self, build_id: int) -> dict[str, Any] | None:
@@ -261,6 +308,7 @@ class Orchestrator:
             "id": build["id"],
             "number": build["number"],
             "tags": build["tags"],
+            "job-token": build.get("job-token"),
             "lease-seconds": self.lease_seconds if build["lease_expires"] else None,
             "heartbeat-url": f"{base}/jobs/{build['id']}/heartbeat",
             "result-url": f"{base}/jobs/{build['id']}/result",

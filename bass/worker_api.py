@@ -9,6 +9,8 @@ import hmac
 import ipaddress
 import math
 import re
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,26 +19,28 @@ from starlette.routing import Route
 
 from bass import states
 from bass.guard import people_base_url
-from bass.orchestrator import Orchestrator
+from bass.orchestrator import NotHolder, NotRunning, Orchestrator, UnknownBuild
 from bass.params import read_json, string_list
 
 MAX_WAIT = 60.0
+T = TypeVar("T")
 _WORKER_NAME = re.compile(r"^[\w.@:/-]{1,200}$")
 
 
-def check_worker(request: Request) -> None:
-    """Raise 401/403 unless the caller may act as a worker.
+def check_worker(request: Request) -> str:
+    """The name of the worker key the caller holds; 401/403 unless it may act as a
+    worker.
 
-    With no worker keys configured only workers on this machine (loopback) may dequeue.
-    Keys are compared in constant time, against every key.
+    With no worker keys configured only workers on this machine (loopback) may dequeue
+    (they are all `loopback`). Keys are compared in constant time, against every key.
     """
-    keys: list[str] = request.state.worker_keys
+    keys: list[tuple[str, str]] = request.state.worker_keys
     given = request.headers.get("x-api-key")
     if not keys:
         host = request.client.host if request.client else ""
         try:
             if ipaddress.ip_address(host).is_loopback:
-                return
+                return "loopback"
         except ValueError:
             pass
         raise HTTPException(
@@ -44,15 +48,36 @@ def check_worker(request: Request) -> None:
         )
     if not given:
         raise HTTPException(401, "missing X-API-KEY header")
-    match = False
-    for key in keys:
-        match |= hmac.compare_digest(key.encode(), given.encode())
-    if not match:
+    found = None
+    for name, key in keys:
+        if hmac.compare_digest(key.encode(), given.encode()):
+            found = name
+    if found is None:
         raise HTTPException(403, "wrong worker key")
+    return found
+
+
+def job_token(request: Request) -> str | None:
+    """The job token a heartbeat or result carries: `Authorization: Bearer TOKEN`."""
+    authorization = request.headers.get("authorization", "")
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
+
+
+async def held(call: Awaitable[T]) -> T:
+    """Run an orchestrator call on a build a worker says it holds, its refusals as
+    HTTP: no such build 404, not the holder 403, not running 409."""
+    try:
+        return await call
+    except UnknownBuild:
+        raise HTTPException(404, "no such build") from None
+    except NotHolder as e:
+        raise HTTPException(403, f"not this worker's build: {e}") from None
+    except NotRunning as e:
+        raise HTTPException(409, f"the job is not running (it is {e})") from None
 
 
 async def dequeue(request: Request) -> Response:
-    check_worker(request)
+    key_name = check_worker(request)
     payload = await read_json(request, required=False)
     tags = string_list(payload.get("tags"), "tags")
     wait = payload.get("wait", 0)
@@ -74,6 +99,7 @@ async def dequeue(request: Request) -> Response:
         wait=min(float(wait), MAX_WAIT),
         heartbeats=heartbeats,
         gone=request.is_disconnected,
+        worker_key=key_name,
     )
     if build is None:
         return Response(status_code=204)
@@ -83,16 +109,17 @@ async def dequeue(request: Request) -> Response:
 
 
 async def heartbeat(request: Request) -> Response:
-    check_worker(request)
+    key_name = check_worker(request)
     orchestrator: Orchestrator = request.state.orchestrator
-    build = await orchestrator.heartbeat(request.path_params["build_id"])
+    build_id = request.path_params["build_id"]
+    build = await held(orchestrator.heartbeat(build_id, key_name, job_token(request)))
     if build is None:
         raise HTTPException(409, "the job is not running any more")
     return JSONResponse({"state": build["state"], "cancel": bool(build["cancel_requested"])})
 
 
 async def result(request: Request) -> Response:
-    check_worker(request)
+    key_name = check_worker(request)
     payload = await read_json(request, required=True)
     status = payload.get("status")
     message = payload.get("message")
@@ -101,7 +128,9 @@ async def result(request: Request) -> Response:
     if message is not None and not isinstance(message, str):
         raise HTTPException(400, '"message" must be a string')
     orchestrator: Orchestrator = request.state.orchestrator
-    build = await orchestrator.report(request.path_params["build_id"], status, message)
+    build_id = request.path_params["build_id"]
+    token = job_token(request)
+    build = await held(orchestrator.report(build_id, status, message, key_name, token))
     if build is None:
         raise HTTPException(409, "the job had already ended")
     return JSONResponse({"state": build["state"]})

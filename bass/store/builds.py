@@ -68,8 +68,11 @@ def claim(
     tags: list[str],
     now: float,
     lease_seconds: float | None,
+    worker_key: str | None = None,
+    job_token: str | None = None,
 ) -> dict[str, Any] | None:
-    """Hand the oldest queued build whose worker-tags are all in `tags` to `worker`.
+    """Hand the oldest queued build whose worker-tags are all in `tags` to `worker`
+    (holding the key named `worker_key`; `job_token` the SHA-256 of its job token).
 
     One UPDATE … RETURNING, so two workers can never claim the same build. With
     `lease_seconds` None the worker does not heartbeat and the build has no lease.
@@ -77,7 +80,8 @@ def claim(
     row = conn.execute(
         """
         UPDATE builds SET state = 'running', worker = :worker, started_at = :now,
-                        lease_expires = :lease
+                        lease_expires = :lease, worker_key = :worker_key,
+                        job_token = :job_token
         WHERE id = (
             SELECT id FROM builds
             WHERE state = 'queued'
@@ -92,6 +96,8 @@ def claim(
             "now": now,
             "tags": json.dumps(tags),
             "lease": None if lease_seconds is None else now + lease_seconds,
+            "worker_key": worker_key,
+            "job_token": job_token,
         },
     ).fetchone()
     return _decode(row)

@@ -183,6 +183,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX builds_finished ON builds (finished_at) WHERE finished_at IS NOT NULL;
         """,
     ),
+    (
+        "0006_job_tokens",
+        """
+        -- Who holds a running build: the name of the worker key that claimed it, and the
+        -- SHA-256 of the job token it was handed (its heartbeats, result and telemetry
+        -- must carry the token; the token itself is never stored).
+        ALTER TABLE builds ADD COLUMN worker_key TEXT;
+        ALTER TABLE builds ADD COLUMN job_token TEXT;
+        """,
+    ),
 ]
 
 

@@ -17,7 +17,7 @@ from bass.ui import server_status, steps
 
 
 def _public(build: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in build.items() if k not in ("config",)}
+    return {k: v for k, v in build.items() if k not in ("config", "job_token")}
 
 
 async def build_by_id(request: Request) -> Response:

@@ -160,7 +160,9 @@ def start_build(app: App, pipeline: str = "demo") -> dict[str, Any]:
 
 def finish_build(app: App, job: dict[str, Any], status: str = "ok") -> None:
     response = app.client.post(
-        f"/jobs/{job['id']}/result", json={"status": status}, headers={"X-API-KEY": KEY}
+        f"/jobs/{job['id']}/result",
+        json={"status": status},
+        headers={"X-API-KEY": KEY, "Authorization": f"Bearer {job['job-token']}"},
     )
     assert response.status_code == 200, response.text
 

@@ -31,6 +31,11 @@ def queued_jobs(app: App) -> list[dict[str, Any]]:
     return app.rows("SELECT * FROM builds ORDER BY id")
 
 
+def holder(job: dict[str, Any]) -> dict[str, str]:
+    """The headers of the worker that holds the build: its key and the job token."""
+    return {"X-API-KEY": KEY, "Authorization": f"Bearer {job['job-token']}"}
+
+
 def claim(app: App, **body: Any) -> dict[str, Any]:
     response = app.dequeue(body)
     assert response.status_code == 200, response.text
@@ -363,7 +368,7 @@ def test_heartbeat_extends_the_lease(make_app: Any) -> None:
     first = app.job(job["id"])["lease_expires"]
     assert first == clock.now + 30.0
     clock.now += 5
-    response = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+    response = app.client.post(job["heartbeat-url"], headers=holder(job))
     assert response.status_code == 200
     assert response.json() == {"state": "running", "cancel": False}
     assert app.job(job["id"])["lease_expires"] > first
@@ -384,11 +389,9 @@ def test_heartbeat_carries_a_dashboard_cancel(app: App) -> None:
     response = app.form_post("/pipelines/demo/1/cancel")
     assert response.status_code == 303
     assert app.job(job["id"])["state"] == "running"  # until the worker stops the build
-    beat = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+    beat = app.client.post(job["heartbeat-url"], headers=holder(job))
     assert beat.json() == {"state": "running", "cancel": True}
-    result = app.client.post(
-        job["result-url"], json={"status": "cancelled"}, headers={"X-API-KEY": KEY}
-    )
+    result = app.client.post(job["result-url"], json={"status": "cancelled"}, headers=holder(job))
     assert result.json() == {"state": "cancelled"}
     assert app.job(job["id"])["state"] == "cancelled"
 
@@ -410,10 +413,11 @@ def test_cancel_of_a_build_whose_worker_cannot_be_told_ends_it(app: App) -> None
 def test_heartbeat_after_the_end_is_409(app: App) -> None:
     app.webhook("demo")
     job = claim(app, heartbeat=True)
-    app.client.post(job["result-url"], json={"status": "ok"}, headers={"X-API-KEY": KEY})
-    response = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+    app.client.post(job["result-url"], json={"status": "ok"}, headers=holder(job))
+    response = app.client.post(job["heartbeat-url"], headers=holder(job))
     assert response.status_code == 409
-    assert app.client.post("/jobs/999/heartbeat", headers={"X-API-KEY": KEY}).status_code == 409
+    # no such build: 404 (it was 409, as if the build had ended)
+    assert app.client.post("/jobs/999/heartbeat", headers={"X-API-KEY": KEY}).status_code == 404
 
 
 def test_result_sets_the_final_state_once(app: App) -> None:
@@ -424,7 +428,7 @@ def test_result_sets_the_final_state_once(app: App) -> None:
     response = app.client.post(
         job["result-url"],
         json={"status": "failed", "message": "exit code 1"},
-        headers={"X-API-KEY": KEY},
+        headers=holder(job),
     )
     assert response.status_code == 200
     assert response.json() == {"state": "failed"}
@@ -436,7 +440,7 @@ def test_result_sets_the_final_state_once(app: App) -> None:
     assert len(spans) == 2
     assert all(s["end_ns"] > 0 and s["bass_status"] == "failed" for s in spans)
 
-    again = app.client.post(job["result-url"], json={"status": "ok"}, headers={"X-API-KEY": KEY})
+    again = app.client.post(job["result-url"], json={"status": "ok"}, headers=holder(job))
     assert again.status_code == 409
     assert app.job(job["id"])["state"] == "failed"
 
@@ -452,7 +456,7 @@ def test_result_with_a_bad_status_is_400(app: App, body: dict[str, Any]) -> None
     response = app.client.post(
         job["result-url"],
         content=json.dumps(body),  # ASCII: "\ud800" spelled as JSON spells it
-        headers={"X-API-KEY": KEY, "Content-Type": "application/json"},
+        headers={**holder(job), "Content-Type": "application/json"},
     )
     assert response.status_code == 400
     assert app.job(job["id"])["state"] == "running"
@@ -461,7 +465,7 @@ def test_result_with_a_bad_status_is_400(app: App, body: dict[str, Any]) -> None
 def test_result_needs_a_body(app: App) -> None:
     app.webhook("demo")
     job = claim(app, heartbeat=True)
-    assert app.client.post(job["result-url"], headers={"X-API-KEY": KEY}).status_code == 400
+    assert app.client.post(job["result-url"], headers=holder(job)).status_code == 400
     assert app.job(job["id"])["state"] == "running"
 
 
@@ -496,7 +500,7 @@ def test_a_heartbeating_worker_keeps_its_build(make_app: Any) -> None:
     job = claim(app, heartbeat=True)
     for _ in range(4):  # 2.4 s of the orchestrator's time, more than two leases
         clock.now += 0.6
-        beat = app.client.post(job["heartbeat-url"], headers={"X-API-KEY": KEY})
+        beat = app.client.post(job["heartbeat-url"], headers=holder(job))
         assert beat.status_code == 200
         assert app.job(job["id"])["state"] == "running"
     # the reaper is running all along: a lease left to lapse ends the build
@@ -605,3 +609,78 @@ def test_an_origin_that_is_no_url_is_refused_not_a_500(app: App, origin: str) ->
         response = app.client.post(path, headers={"Origin": origin}, follow_redirects=False)
         assert response.status_code in (403, 404), (path, response.status_code)
     assert queued_jobs(app) == []
+
+
+# -- who holds a build (issue 9) -----------------------------------------------------------
+
+
+@pytest.fixture
+def two_keys(make_app: Any) -> App:
+    return make_app(PIPELINES, keys=["box-a: key-a", "box-b: key-b"])
+
+
+def _claim_with(app: App, key: str) -> dict[str, Any]:
+    response = app.dequeue({"tags": [], "heartbeat": True}, key=key)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_another_key_cannot_heartbeat_or_end_a_build(two_keys: App) -> None:
+    two_keys.webhook("demo")
+    job = _claim_with(two_keys, "key-a")
+    assert two_keys.job(job["id"])["worker_key"] == "box-a"
+    stolen = {"X-API-KEY": "key-b", "Authorization": f"Bearer {job['job-token']}"}
+    beat = two_keys.client.post(job["heartbeat-url"], headers=stolen)
+    assert beat.status_code == 403 and "another worker key" in beat.json()["error"]
+    forged = two_keys.client.post(job["result-url"], json={"status": "ok"}, headers=stolen)
+    assert forged.status_code == 403
+    assert two_keys.job(job["id"])["state"] == "running"
+    # the real holder's result is taken
+    mine = {"X-API-KEY": "key-a", "Authorization": f"Bearer {job['job-token']}"}
+    real = two_keys.client.post(job["result-url"], json={"status": "failed"}, headers=mine)
+    assert real.json() == {"state": "failed"}
+
+
+@pytest.mark.parametrize("token", [None, "", "not-the-token"])
+def test_a_missing_or_wrong_job_token_is_refused(app: App, token: str | None) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    headers = {"X-API-KEY": KEY, **({"Authorization": f"Bearer {token}"} if token else {})}
+    assert app.client.post(job["heartbeat-url"], headers=headers).status_code == 403
+    result = app.client.post(job["result-url"], json={"status": "ok"}, headers=headers)
+    assert result.status_code == 403 and "job token" in result.json()["error"]
+    assert app.job(job["id"])["state"] == "running"
+
+
+def test_a_queued_build_cannot_be_ended_by_a_report(app: App) -> None:
+    queued = app.webhook("demo").json()
+    response = app.client.post(
+        f"/jobs/{queued['id']}/result", json={"status": "ok"}, headers={"X-API-KEY": KEY}
+    )
+    assert response.status_code == 409
+    assert app.job(queued["id"])["state"] == "queued"
+
+
+def test_an_unknown_build_is_404_for_heartbeats_and_results(app: App) -> None:
+    for path in ("/jobs/4242/heartbeat", "/jobs/4242/result"):
+        response = app.client.post(path, json={"status": "ok"}, headers={"X-API-KEY": KEY})
+        assert response.status_code == 404, path
+
+
+def test_the_job_token_is_handed_out_once_and_never_stored_or_shown(app: App) -> None:
+    app.webhook("demo")
+    job = claim(app, heartbeat=True)
+    token = job["job-token"]
+    assert len(token) >= 40
+    row = app.job(job["id"])
+    assert token not in json.dumps(row) and row["job_token"] and len(row["job_token"]) == 64
+    shown = app.client.get(f"/api/builds/{job['id']}").json()
+    assert "job_token" not in shown and token not in json.dumps(shown)
+
+
+def test_a_bare_key_gets_a_name_that_does_not_show_it(make_app: Any) -> None:
+    app = make_app(PIPELINES, keys=["s3cret-bare-key"])
+    app.webhook("demo")
+    job = _claim_with(app, "s3cret-bare-key")
+    name = app.job(job["id"])["worker_key"]
+    assert name.startswith("key-") and "s3cret" not in name
