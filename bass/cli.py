@@ -57,6 +57,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "loopback, the dashboard is open (default %(default)s)",
     )
     p.add_argument(
+        "--ingest-tokens-file",
+        default=d.ingest_tokens_file,
+        help="tokens (one per line, NAME: TOKEN) other services send OTLP with when "
+        "this server is reachable from other machines (default %(default)s)",
+    )
+    p.add_argument(
         "--allowed-host",
         metavar="NAME",
         action="append",
@@ -284,6 +290,7 @@ def serve(args: argparse.Namespace) -> int:
         env_file=args.env_file,
         worker_keys_file=args.worker_keys_file,
         users_file=args.users_file,
+        ingest_tokens_file=args.ingest_tokens_file,
         db=args.db,
         host=args.host,
         port=args.port,

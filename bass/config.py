@@ -48,6 +48,7 @@ class Config:
     pipelines: dict[str, dict[str, Any]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
     worker_keys: list[str] = field(default_factory=list)
+    ingest_tokens: list[str] = field(default_factory=list)  # for other services' OTLP
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Settings:
     env_file: str = "orchestrator.env"
     worker_keys_file: str = "worker-keys"
     users_file: str = "users.json"  # people who may log in; none: nobody has to
+    ingest_tokens_file: str = "ingest-tokens"  # other services' OTLP senders
     db: str = "bass.db"
     host: str = "127.0.0.1"
     port: int = 8080
@@ -124,6 +126,7 @@ class Settings:
     def load_files(self) -> Settings:
         """These settings with `config` read from the three files (ConfigError)."""
         self.config = load(self.pipelines_file, self.env_file, self.worker_keys_file)
+        self.config.ingest_tokens = load_worker_keys(self.ingest_tokens_file, "ingest tokens")
         return self
 
 
@@ -277,14 +280,14 @@ def named_keys(lines: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_worker_keys(path: str) -> list[str]:
-    """Read the worker keys, one per line (`NAME: KEY` names it); a missing file is no
-    keys."""
+def load_worker_keys(path: str, what: str = "worker keys") -> list[str]:
+    """Read the worker keys (or ingest tokens), one per line (`NAME: KEY` names it); a
+    missing file is none."""
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        log.info("%s: no worker keys file", path)
+        log.info("%s: no %s file", path, what)
         return []
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read worker keys file: {e}") from None
+        raise ConfigError(f"{path}: cannot read {what} file: {e}") from None
     return [k.strip() for k in lines if k.strip() and not k.strip().startswith("#")]

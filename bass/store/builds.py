@@ -190,6 +190,19 @@ def by_trace(conn: sqlite3.Connection, trace_id: str) -> dict[str, Any] | None:
     return _decode(conn.execute("SELECT * FROM builds WHERE trace_id = ?", (trace_id,)).fetchone())
 
 
+def by_traces(conn: sqlite3.Connection, trace_ids: list[str]) -> list[dict[str, Any]]:
+    """What the receiver needs to know of the builds among these traces."""
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(trace_ids), 500):  # SQLite's limit on parameters
+        chunk = trace_ids[start : start + 500]
+        out += conn.execute(
+            "SELECT trace_id, pipeline, number, state, finished_at, job_token FROM builds "
+            f"WHERE trace_id IN ({', '.join('?' * len(chunk))})",
+            chunk,
+        ).fetchall()
+    return out
+
+
 def for_pipeline(
     conn: sqlite3.Connection, pipeline: str, *, limit: int = 50, before: int | None = None
 ) -> list[dict[str, Any]]:
