@@ -12,6 +12,7 @@ from starlette.routing import Route
 from bass import params, states
 from bass.store import builds, telemetry
 from bass.ui import MAX_LOG_LINES, check_form, render, steps
+from bass.ui.ansi import terminal_safe
 
 LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
 EMBED_LINES = 1_000  # log lines a build page embeds; other steps load theirs when opened
@@ -127,7 +128,8 @@ async def step_log(request: Request) -> Response:
 
 
 async def build_log(request: Request) -> Response:
-    """The whole log of a build, or of one step (?span=ID), as plain text."""
+    """The whole log of a build, or of one step (?span=ID), as plain text, safe for a
+    terminal (colours kept, other control sequences removed)."""
     name, number = request.path_params["name"], request.path_params["number"]
     span_id = request.query_params.get("span")
     build = await request.state.db.aread(builds.by_number, name, number)
@@ -142,7 +144,7 @@ async def build_log(request: Request) -> Response:
             )
             if not page:
                 return
-            yield "".join(r["body"] + "\n" for r in page)
+            yield "".join(terminal_safe(r["body"]) + "\n" for r in page)
             after = page[-1]["id"]
 
     return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
