@@ -34,6 +34,7 @@ KNOWN_FIELDS = {
     "timeout",
     "description",
     "keep-builds",
+    "webhook-secret",
 }
 
 
@@ -180,7 +181,7 @@ def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
     argv_ok = isinstance(exec_, list) and exec_ and all(isinstance(a, str) for a in exec_)
     if not argv_ok and not (isinstance(exec_, str) and exec_.strip()):
         raise fail("exec", "required, a non-empty list of strings (argv) or a string")
-    for name in ("ref", "cwd", "tag-pattern", "description"):
+    for name in ("ref", "cwd", "tag-pattern", "description", "webhook-secret"):
         if pipeline.get(name) is not None and not isinstance(pipeline[name], str):
             raise fail(name, "must be a string")
     cwd = pipeline.get("cwd")

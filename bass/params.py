@@ -49,14 +49,18 @@ def query_int(request: Request, name: str, default: int, top: int) -> int:
     return min(int(value), top)
 
 
-async def read_json(request: Request, *, required: bool) -> dict[str, Any]:
-    """The request's JSON object body ({} when empty and not required); 400 when it is
-    not a JSON object, 413 past MAX_JSON_BODY bytes."""
+async def read_body(request: Request, limit: int = MAX_JSON_BODY) -> bytes:
+    """The request's body, 413 past `limit` bytes (never more is held)."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_JSON_BODY:
-            raise HTTPException(413, f"body larger than {MAX_JSON_BODY} bytes")
+        if len(body) > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+    return body
+
+
+def json_object(body: bytes, *, required: bool) -> dict[str, Any]:
+    """A JSON object body ({} when empty and not required); 400 when it is not one."""
     if not body.strip():
         if required:
             raise HTTPException(400, "a JSON object body is required")
@@ -65,13 +69,22 @@ async def read_json(request: Request, *, required: bool) -> dict[str, Any]:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise HTTPException(400, f"malformed JSON body: {e}") from None
+    except RecursionError:
+        raise HTTPException(400, "malformed JSON body: nested too deeply") from None
     if not isinstance(payload, dict):
         raise HTTPException(400, "the JSON body must be an object")
     try:  # JSON can spell a lone surrogate ("\ud800"); no UTF-8 text, so no SQLite row, can
         json.dumps(payload, ensure_ascii=False).encode()
     except UnicodeEncodeError:
         raise HTTPException(400, "malformed JSON body: a string holds a lone surrogate") from None
+    except RecursionError:
+        raise HTTPException(400, "malformed JSON body: nested too deeply") from None
     return payload
+
+
+async def read_json(request: Request, *, required: bool) -> dict[str, Any]:
+    """The request's JSON object body (see json_object), at most MAX_JSON_BODY bytes."""
+    return json_object(await read_body(request), required=required)
 
 
 async def read_form(request: Request) -> dict[str, str]:

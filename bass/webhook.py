@@ -4,6 +4,8 @@ docs/contracts.md, "Webhook", is the contract; `bass run` posts here too."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -12,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from bass import auth
 from bass.guard import people_base_url
 from bass.orchestrator import Orchestrator, UnknownPipeline
-from bass.params import read_json, string_list
+from bass.params import json_object, read_body, string_list
 from bass.refs import valid_changed_ref
 
 
@@ -31,16 +34,60 @@ def _from_push_event(payload: dict[str, Any]) -> tuple[list[str], list[str]]:
     return refs, tags
 
 
+def webhook_secret(pipeline: dict[str, Any], env: dict[str, str]) -> str | None:
+    """A pipeline's `webhook-secret`: the value, or `$NAME` for the env file's NAME."""
+    secret = pipeline.get("webhook-secret")
+    if isinstance(secret, str) and secret.startswith("$") and secret[1:] in env:
+        return env[secret[1:]]
+    return secret
+
+
+def signed(request: Request, body: bytes, secret: str) -> bool:
+    """Whether a delivery proves it knows the pipeline's secret, as the forges do:
+    GitHub's X-Hub-Signature-256, Gitea's/Forgejo's X-Gitea-Signature (HMAC-SHA256 of
+    the body), GitLab's X-Gitlab-Token, or `Authorization: Bearer SECRET` from a
+    script; or a person's API token. Compared in constant time."""
+    headers = request.headers
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    offered = [
+        (headers.get("x-hub-signature-256", ""), f"sha256={digest}"),
+        (headers.get("x-gitea-signature", ""), digest),
+        (headers.get("x-forgejo-signature", ""), digest),
+        (headers.get("x-gitlab-token", ""), secret),
+    ]
+    bearer = headers.get("authorization", "")
+    bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
+    offered.append((bearer, secret))
+    ok = False
+    for given, expected in offered:
+        ok |= bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+    if not ok and bearer:
+        people: auth.People = request.state.people
+        ok = people.users is not None and people.users.token_user(bearer) is not None
+    return ok
+
+
 async def webhook(request: Request) -> Response:
-    if (
-        request.headers.get("x-github-event") == "ping"
-        or request.headers.get("x-gitea-event") == "ping"
-    ):
-        return JSONResponse({"queued": False, "reason": "ping"})
-    payload = await read_json(request, required=False)
+    body = await read_body(request)
+    ping = "ping" in (
+        request.headers.get("x-github-event"),
+        request.headers.get("x-gitea-event"),
+    )
+    payload = {} if ping else json_object(body, required=False)
     name = request.query_params.get("pipeline") or payload.get("pipeline")
+    if ping and not name:
+        return JSONResponse({"queued": False, "reason": "ping"})
     if not name or not isinstance(name, str):
         raise HTTPException(400, 'missing "pipeline" parameter')
+    orchestrator: Orchestrator = request.state.orchestrator
+    pipeline = orchestrator.config.pipelines.get(name)
+    if pipeline is None:
+        raise HTTPException(404, f"no pipeline named {name!r}")
+    secret = webhook_secret(pipeline, orchestrator.config.env)
+    if secret and not signed(request, body, secret):
+        raise HTTPException(401, f"pipeline {name!r} takes deliveries signed with its secret")
+    if ping:
+        return JSONResponse({"queued": False, "reason": "ping"})
     push_refs, push_tags = _from_push_event(payload)
     changed_refs = (
         string_list(request.query_params.get("changed-refs"), "changed-refs")
@@ -56,7 +103,6 @@ async def webhook(request: Request) -> Response:
     bad = [r for r in changed_refs if not isinstance(r, str) or not valid_changed_ref(r)]
     if bad:
         raise HTTPException(400, f"not a commit, branch or tag name: {bad[0]!r:.80}")
-    orchestrator: Orchestrator = request.state.orchestrator
     try:
         build = await orchestrator.enqueue(
             name, trigger="webhook", changed_refs=changed_refs, tags=tags
@@ -80,9 +126,15 @@ async def webhook(request: Request) -> Response:
 
 async def pipelines(request: Request) -> Response:
     config = request.state.orchestrator.config.pipelines
-    return JSONResponse(
-        {name: {**p, "repository": redact_url(p["repository"])} for name, p in config.items()}
-    )
+    return JSONResponse({name: shown(p) for name, p in config.items()})
+
+
+def shown(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline as others may see it: no password in its URL, no webhook secret."""
+    out = {**pipeline, "repository": redact_url(pipeline["repository"])}
+    if "webhook-secret" in out:
+        out["webhook-secret"] = "***"
+    return out
 
 
 def redact_url(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 import threading
@@ -684,3 +686,97 @@ def test_a_bare_key_gets_a_name_that_does_not_show_it(make_app: Any) -> None:
     job = _claim_with(app, "s3cret-bare-key")
     name = app.job(job["id"])["worker_key"]
     assert name.startswith("key-") and "s3cret" not in name
+
+
+# -- webhook secrets ------------------------------------------------------------------------
+
+SIGNED = {
+    "signed": {"repository": "/srv/git/s.git", "exec": ["./b"], "webhook-secret": "$HOOK"},
+    "literal": {"repository": "/srv/git/l.git", "exec": ["./b"], "webhook-secret": "lit-secret"},
+}
+
+
+@pytest.fixture
+def signed_app(make_app: Any) -> App:
+    return make_app(SIGNED, env={"HOOK": "s3cret-hook"})
+
+
+def _sig(body: bytes, secret: str = "s3cret-hook") -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"X-Hub-Signature-256": "sha256=" + "0" * 64}, {"X-Gitlab-Token": "wrong"},
+     {"Authorization": "Bearer wrong"}, {"X-Gitea-Signature": "nope"}],
+)  # fmt: skip
+def test_an_unsigned_or_wrongly_signed_delivery_queues_nothing(
+    signed_app: App, headers: dict[str, str]
+) -> None:
+    body = json.dumps({"ref": "refs/heads/main", "commits": []}).encode()
+    response = signed_app.client.post(
+        "/webhook?pipeline=signed",
+        content=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    assert response.status_code == 401
+    assert "signed with its secret" in response.json()["error"]
+    assert signed_app.count("builds") == 0
+
+
+@pytest.mark.parametrize("forge", ["github", "gitea", "forgejo", "gitlab", "script"])
+def test_a_delivery_signed_as_each_forge_signs_queues(signed_app: App, forge: str) -> None:
+    body = json.dumps({"ref": "refs/heads/main", "commits": []}).encode()
+    headers = {
+        "github": {"X-Hub-Signature-256": f"sha256={_sig(body)}"},
+        "gitea": {"X-Gitea-Signature": _sig(body)},
+        "forgejo": {"X-Forgejo-Signature": _sig(body)},
+        "gitlab": {"X-Gitlab-Token": "s3cret-hook"},
+        "script": {"Authorization": "Bearer s3cret-hook"},
+    }[forge]
+    response = signed_app.client.post(
+        "/webhook?pipeline=signed",
+        content=body,
+        headers={"Content-Type": "application/json", **headers},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["queued"] is True
+
+
+def test_a_signature_of_another_body_is_refused(signed_app: App) -> None:
+    signed_for = b'{"commits": []}'
+    response = signed_app.client.post(
+        "/webhook?pipeline=signed",
+        content=b'{"commits": [], "tags": ["v9"]}',
+        headers={"X-Hub-Signature-256": f"sha256={_sig(signed_for)}"},
+    )
+    assert response.status_code == 401
+
+
+def test_the_secret_is_never_shown_nor_handed_to_workers(signed_app: App) -> None:
+    shown = signed_app.client.get("/pipelines").json()
+    assert shown["literal"]["webhook-secret"] == "***" and "lit-secret" not in json.dumps(shown)
+    signed_app.client.post("/webhook?pipeline=literal", headers={"X-Gitlab-Token": "lit-secret"})
+    job = claim(signed_app)
+    assert "webhook-secret" not in job["pipeline"]
+    assert "lit-secret" not in json.dumps(signed_app.rows("SELECT * FROM builds"))
+
+
+def test_a_ping_to_a_signed_pipeline_is_checked_too(signed_app: App) -> None:
+    ping = {"X-GitHub-Event": "ping"}
+    body = b'{"zen": "hi"}'
+    assert (
+        signed_app.client.post("/webhook?pipeline=signed", content=body, headers=ping).status_code
+        == 401
+    )
+    good = {**ping, "X-Hub-Signature-256": f"sha256={_sig(body)}"}
+    response = signed_app.client.post("/webhook?pipeline=signed", content=body, headers=good)
+    assert response.json() == {"queued": False, "reason": "ping"}
+
+
+@pytest.mark.parametrize("depth", [1000, 5000, 100_000])
+def test_a_webhook_body_nested_too_deep_is_400(app: App, depth: int) -> None:
+    body = b'{"pipeline": "demo", "x": ' + b"[" * depth + b"]" * depth + b"}"
+    response = app.client.post("/webhook", content=body)
+    assert response.status_code in (400, 413)
+    assert app.count("builds") == 0
