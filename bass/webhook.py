@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,7 +17,7 @@ from bass import auth
 from bass.guard import people_base_url
 from bass.orchestrator import Orchestrator, UnknownPipeline
 from bass.params import json_object, read_body, string_list
-from bass.refs import valid_changed_ref
+from bass.refs import redact_url, valid_changed_ref
 
 
 def _from_push_event(payload: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -135,19 +134,6 @@ def shown(pipeline: dict[str, Any]) -> dict[str, Any]:
     if "webhook-secret" in out:
         out["webhook-secret"] = "***"
     return out
-
-
-def redact_url(url: str) -> str:
-    """Hide a password or token given in a repository URL (`https://TOKEN@host` too)."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    user, _, host = parts.netloc.rpartition("@")  # as written: IPv6 keeps its brackets
-    if parts.password is not None:
-        user = f"{parts.username}:***"
-    elif parts.scheme in ("http", "https"):
-        user = "***"  # a token given as the user name
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
 
 
 routes = [

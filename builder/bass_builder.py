@@ -69,7 +69,15 @@ Environment of each step: the builder's environment plus TRACEPARENT (the step's
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_SERVICE_NAME
 and BASS_STEP_NAME, so a tool using any OpenTelemetry SDK nests its spans under the step.
 BASS_SECRET_NAMES (comma-separated variable names): the values of those variables (4
-characters or more) are replaced by *** in log records and status messages.
+characters or more) are replaced by *** in whatever the builder sends or prints: log
+records (a line is masked before it is cut at 64 Ki characters: no cut splits a secret),
+span names, every span attribute but bass.status (process.command_args, bass.cwd,
+code.function.name...), status messages, the service name made from the pipeline's name
+(an explicit --service-name is used as given), the terminal output (names are masked
+before a line of the live tree is cut to the terminal's width) and the problems of an
+invalid pipeline. Output is masked line by line as it comes: a value of several lines is
+masked whole when it comes at once, and each of its lines (4 characters or more, not
+blank) is masked wherever it comes. Masking costs nothing without secrets.
 
 Statuses and exit codes
 -----------------------
@@ -93,8 +101,8 @@ last lines of stderr, or the reason). With -g or on a local run the root span
 "build <name>" (id --root-span-id, no parent) is exported too.
 Each line a step writes is a log record on its span, sent while the step runs: severity
 INFO with log.iostream=stdout, WARN with log.iostream=stderr (lines over 64 Ki
-characters are cut into several records). Messages of the builder itself (a timeout, a
-cwd outside the root) are ERROR records on the step's span.
+characters are cut into several records, after masking). Messages of the builder itself
+(a timeout, a cwd outside the root) are ERROR records on the step's span.
 One background thread sends batches (at least every 200 ms) over a keep-alive
 connection, retrying 429/502/503/504 and connection errors with backoff (honouring
 Retry-After). Telemetry never fails the build, nor blocks it when the endpoint is down:
@@ -149,7 +157,7 @@ def _plain(text: str) -> bool:
 # imported at run time, they would slow down every build's start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator, Mapping, Sequence, TextIO
+    from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 __version__ = "0.1.0"
 
@@ -264,10 +272,14 @@ def validate_pipeline(node: Any) -> list[str]:
     """Check a pipeline before anything runs; return its problems (empty when valid).
 
     Each problem names the node path and the key, e.g.
-    ``steps[2].setup: "exec" and "steps" are exclusive``.
+    ``steps[2].setup: "exec" and "steps" are exclusive``. A problem that quotes the
+    pipeline (a key, a regex) has the values of BASS_SECRET_NAMES masked.
     """
     problems: list[str] = []
     _validate_node(node, "", problems)
+    if problems:
+        mask = _Masker.from_environ(os.environ)
+        problems = [mask(problem) for problem in problems]
     return problems
 
 
@@ -472,7 +484,7 @@ def parse_arguments(
     parser = _argument_parser(prog, with_pipeline_file)
     args, unknown = parser.parse_known_args(None if argv is None else list(argv))
     if unknown:
-        _warn(f"ignoring unknown arguments: {' '.join(unknown)}")
+        _warn(_Masker.from_environ(os.environ)(f"ignoring unknown arguments: {' '.join(unknown)}"))
     for value, digits, flag in (
         (args.trace_id, 32, "--trace-id"),
         (args.root_span_id, 16, "--root-span-id"),
@@ -1178,18 +1190,44 @@ def _attribute_json(key: str, value: Any) -> str:
 
 
 class _Masker:
-    """Replaces the values of the variables named in BASS_SECRET_NAMES by ***."""
+    """Replaces secret values by ***: each value of 4 characters or more and, as output is
+    masked line by line, each line (4 characters or more, not blank) of a value of
+    several lines. `values`: longest first, so a secret inside another goes with it.
+    """
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    __slots__ = ("values",)
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = set()
+        for secret in secrets:
+            if len(secret) >= 4:
+                values.add(secret)
+            if "\n" in secret:
+                for line in secret.split("\n"):
+                    line = line[:-1] if line.endswith("\r") else line
+                    if len(line) >= 4 and line.strip():
+                        values.add(line)
+        self.values = sorted(values, key=lambda v: (-len(v), v))
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> _Masker:
+        """The values of the variables named in BASS_SECRET_NAMES (comma-separated)."""
         names = [n.strip() for n in environ.get("BASS_SECRET_NAMES", "").split(",")]
-        values = {environ[n] for n in names if n and len(environ.get(n, "")) >= 4}
-        self.values = sorted(values, key=len, reverse=True)
+        return cls(environ[n] for n in names if n in environ)
 
     def __call__(self, text: str) -> str:
         for value in self.values:
             if value in text:
                 text = text.replace(value, "***")
         return text
+
+    def attribute(self, value: Any) -> Any:
+        """A span attribute's value, masked: strings and the strings in a list."""
+        if isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, (list, tuple)):
+            return [self(str(v)) for v in value]
+        return self(str(value))
 
 
 class _LogStream:
@@ -1223,6 +1261,12 @@ class _LogStream:
         )
         self._telemetry = run.telemetry
         self._mask = run.mask if run.mask.values else None
+        # A pending (incomplete) line longer than _limit is cut into records of MAX_LINE
+        # characters. With secrets, the last _keep characters always stay pending: they
+        # may begin a secret that the next read completes, and no cut may split one.
+        self._keep = len(run.mask.values[0]) - 1 if self._mask else 0
+        self._limit = MAX_LINE + self._keep
+        self._checked = 0  # leading characters of _pending in which no secret begins
         self._decoder: Any = None  # created on the first bytes: many steps print nothing
         self._pending = ""
         self.tail: deque[str] | None = deque(maxlen=TAIL_LINES) if keep_tail else None
@@ -1241,19 +1285,24 @@ class _LogStream:
             complete = text[: cut - 1]
             if self._mask is not None:
                 complete = self._mask(complete)
+                self._checked = 0
             self._emit(complete)
         else:
             self._pending = text
-        if len(self._pending) > MAX_LINE:
+        if len(self._pending) > self._limit:
             rest = self._pending
-            pieces = []
-            while len(rest) > MAX_LINE:
-                pieces.append(rest[:MAX_LINE])
-                rest = rest[MAX_LINE:]
-            self._pending = rest
             if self._mask is not None:
-                pieces = [self._mask(p) for p in pieces]
-            self._emit("\n".join(pieces))
+                # Masked, then cut (no cut splits a secret: one begun stays pending), and
+                # only once: a secret not masked yet begins past what was checked before.
+                checked = self._checked
+                rest = rest[:checked] + self._mask(rest[checked:]) if checked else self._mask(rest)
+            # records of MAX_LINE characters while more than _limit remain
+            end = max(0, (len(rest) - self._limit - 1) // MAX_LINE + 1) * MAX_LINE
+            self._pending = rest[end:]
+            if self._mask is not None:
+                self._checked = max(0, len(self._pending) - self._keep)
+            if end:
+                self._emit("\n".join([rest[i : i + MAX_LINE] for i in range(0, end, MAX_LINE)]))
 
     def close(self) -> None:
         rest = self._pending
@@ -1374,6 +1423,12 @@ class _Span:
         if telemetry is None:
             return
         self.attributes["bass.status"] = status
+        name = self.name
+        items: Iterable[tuple[str, Any]] = self.attributes.items()
+        if self.run.mask_spans:  # the name and every attribute but the builder's status
+            mask = self.run.mask
+            name = mask(name)
+            items = [(k, v if k == "bass.status" else mask.attribute(v)) for k, v in items]
         if status == OK:
             otlp_status = '{"code":1}'
         elif status in (RUNNING, SKIPPED):
@@ -1382,10 +1437,10 @@ class _Span:
             text = self.run.mask(message) if message else status
             otlp_status = '{"code":2,"message":' + _json_str(text) + "}"
         parent = ',"parentSpanId":"' + self.parent_id + '"' if self.parent_id else ""
-        attributes = ",".join([_attribute_json(k, v) for k, v in self.attributes.items()])
+        attributes = ",".join([_attribute_json(k, v) for k, v in items])
         telemetry.add_span(
             f'{{"traceId":"{self.run.trace_id}","spanId":"{self.span_id}"{parent},'
-            f'"name":{_json_str(self.name)},"kind":1,"startTimeUnixNano":"{self.start_ns}",'
+            f'"name":{_json_str(name)},"kind":1,"startTimeUnixNano":"{self.start_ns}",'
             f'"endTimeUnixNano":"{end_ns}","attributes":[{attributes}],"status":{otlp_status}}}'
         )
 
@@ -1396,8 +1451,9 @@ class Reporter:
     pipeline (the bass worker reports the build's root span, its checkout and the
     entry's output this way).
 
-    Values in `secrets` (4 characters or more) are replaced by *** in log records
-    and status messages.
+    Values in `secrets` (4 characters or more; of a value of several lines, each line
+    of 4 or more too) are replaced by *** in log records and status messages. Span names
+    and attributes are the caller's own: they are exported as given.
     """
 
     def __init__(
@@ -1413,8 +1469,8 @@ class Reporter:
         self.telemetry: _Telemetry | None = _Telemetry(
             traces_endpoint, logs_endpoint, service_name, os.environ if environ is None else environ
         )
-        self.mask = _Masker({})
-        self.mask.values = sorted({v for v in secrets if len(v) >= 4}, key=len, reverse=True)
+        self.mask = _Masker(secrets)
+        self.mask_spans = False
         self._streams: dict[tuple[str, str], _LogStream] = {}
 
     def start_span(
@@ -1525,15 +1581,20 @@ class _Line:
 class _View:
     """Terminal output: plain lines (pipes, files) or a live tree (a terminal)."""
 
-    def __init__(self, pipeline: dict, stream: TextIO, mode: str) -> None:
+    def __init__(
+        self, pipeline: dict, stream: TextIO, mode: str, mask: Callable[[str], str] = str
+    ) -> None:
         self._stream = stream
         self._mode = mode
+        # Names, paths and details are masked as they come, before a line of the tree is
+        # cut to the terminal's width (which could cut a secret, and then not mask it).
+        self._mask = mask
         self._lock = threading.Lock()
         encoding = (getattr(stream, "encoding", None) or "utf-8").lower().replace("-", "")
         self._symbols = _SYMBOLS if encoding.startswith("utf") else _ASCII_SYMBOLS
         self._lines: dict[str, _Line] = {}
         for key, depth, node in _walk(pipeline):
-            self._lines[key] = _Line(depth, node["name"], leaf="steps" not in node)
+            self._lines[key] = _Line(depth, mask(node["name"]), leaf="steps" not in node)
         self._drawn = 0
         self._frame = 0
         self._stop = threading.Event()
@@ -1550,9 +1611,9 @@ class _View:
     def start(self, key: str, path: str) -> None:
         with self._lock:
             line = self._lines[key]
-            line.path, line.status, line.started = path, RUNNING, time.monotonic()
+            line.path, line.status, line.started = self._mask(path), RUNNING, time.monotonic()
             if self._mode == "plain":
-                self._write(f"{self._symbols[RUNNING]} {path}\n")
+                self._write(f"{self._symbols[RUNNING]} {line.path}\n")
 
     def end(
         self,
@@ -1565,8 +1626,8 @@ class _View:
     ) -> None:
         with self._lock:
             line = self._lines[key]
-            line.path, line.status, line.detail = path, status, detail
-            line.tail = list(tail)
+            line.path, line.status, line.detail = self._mask(path), status, self._mask(detail)
+            line.tail = list(tail)  # log records: masked already
             line.elapsed = time.monotonic() - line.started if line.started else None
             if self._mode == "plain" and top:
                 self._write(self._describe(line) + "\n")
@@ -1614,7 +1675,9 @@ class _View:
                     counts[shown] = counts.get(shown, 0) + 1
             summary = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts.get(s))
             symbol = self._symbols.get(status, "?")
-            out.append(f"{symbol} pipeline {name} {status} in {_seconds(elapsed)} ({summary})")
+            out.append(
+                f"{symbol} pipeline {self._mask(name)} {status} in {_seconds(elapsed)} ({summary})"
+            )
             out.extend(footer)
             self._write(
                 prefix + "\n".join(out) + "\n" + ("\x1b[?25h" if self._mode == "tty" else "")
@@ -1718,7 +1781,10 @@ class _Run:
         if self.root_span_id is None and (self.local or options.generate_root_span):
             self.root_span_id = _new_id(8)
         self.generate_root = options.generate_root_span or self.local
-        self.service_name = options.service_name or f"bass:pipeline:{self.name}"
+        self.mask = _Masker.from_environ(environ)
+        self.mask_spans = bool(self.mask.values)  # span names and attributes too
+        # an explicit --service-name is the caller's, as given; the pipeline's name is text
+        self.service_name = options.service_name or f"bass:pipeline:{self.mask(self.name)}"
         self.traces_url, self.logs_url = _endpoints(options, environ)
         self.root = os.path.realpath(options.root or os.getcwd())
         start_cwd = os.path.realpath(os.getcwd())
@@ -1727,7 +1793,6 @@ class _Run:
             start_cwd = self.root
         self.start_cwd = start_cwd
         self.changeset = list(options.changeset or ())
-        self.mask = _Masker(environ)
         self.cancel = threading.Event()
         self.force = threading.Event()
         parallel = options.max_parallel or os.cpu_count() or 1
@@ -1755,14 +1820,14 @@ class _Run:
                 mode = "tty" if stream.isatty() and os.environ.get("TERM") != "dumb" else "plain"
             except (AttributeError, ValueError):
                 mode = "plain"
-        self.view = _View(pipeline, stream, mode)
+        self.view = _View(pipeline, stream, mode, self.mask)
         self.routers: dict[str, _StreamRouter] = {}
 
     # -- the whole run
 
     def execute(self) -> str:
         started = time.monotonic()
-        self.view.begin(f"bass: pipeline {self.name} (trace {self.trace_id})")
+        self.view.begin(f"bass: pipeline {self.mask(self.name)} (trace {self.trace_id})")
         self._install_routers()
         self.devnull = os.open(os.devnull, os.O_RDONLY)  # every step's stdin
         root_span = None
@@ -1857,7 +1922,7 @@ class _Run:
             import traceback
 
             text = traceback.format_exc()
-            _warn(f"internal error in {path}:\n{text}")
+            _warn(self.mask(f"internal error in {path}:\n{text}"))
             self.view.end(key, path, ERROR, "internal error")
             span.end(ERROR, f"internal error: {text.strip().splitlines()[-1]}")
             return ERROR, "internal error"
@@ -1880,11 +1945,11 @@ class _Run:
         if "steps" in node:
             attrs["bass.order"] = node.get("order", "ordered")
             return
-        command = node["exec"]
+        command = node["exec"]  # masked when exported, as every attribute
         if isinstance(command, str):
-            attrs["process.command_args"] = ["sh", "-c", self.mask(command)]
+            attrs["process.command_args"] = ["sh", "-c", command]
         elif isinstance(command, list):
-            attrs["process.command_args"] = [self.mask(a) for a in command]
+            attrs["process.command_args"] = list(command)
         else:
             attrs["code.function.name"] = getattr(command, "__qualname__", repr(command))
 

@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 from bass import states
 from bass.auth import CSRF_COOKIE
 from bass.params import read_form
+from bass.refs import redact_url
 from bass.store.builds import state_counts
 from bass.ui import steps
 
@@ -34,6 +35,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
     t.env.filters["ago"] = _ago
     t.env.filters["log_html"] = log_html
+    t.env.filters["redact_url"] = redact_url
     t.env.globals["max_lines"] = MAX_LOG_LINES
     t.env.globals["csrf_field"] = lambda request: Markup(
         f'<input type="hidden" name="csrf" value="{escape(csrf_token(request))}">'

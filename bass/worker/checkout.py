@@ -1,4 +1,7 @@
-"""Git for the worker: bring a workspace to a ref, list what the changed refs touched."""
+"""Git for the worker: bring a workspace to a ref, list what the changed refs touched.
+
+What it says (commands, git's output, errors) never shows a password or token given in
+a repository URL: the command line carries the URL, and git may echo it."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from bass.refs import valid_changed_ref
+from bass.refs import redact_url, redact_urls, valid_changed_ref
 
 Say = Callable[[str], None]
 
@@ -18,14 +21,17 @@ class CheckoutError(Exception):
 
 
 def workspace_dir(root: str | Path, pipeline: str, repository: str) -> Path:
-    """One workspace per pipeline and repository, as the prototype laid them out."""
-    escaped = re.sub(r"[^A-Za-z0-9._-]+", "-", repository).strip("-") or "repository"
+    """One workspace per pipeline and repository, as the prototype laid them out; named
+    without the URL's password or token, which would show in every path (`--root`, a
+    traceback, `ps`)."""
+    escaped = re.sub(r"[^A-Za-z0-9._-]+", "-", redact_url(repository)).strip("-")
+    escaped = escaped or "repository"
     return Path(root).resolve() / "pipeline" / pipeline / escaped
 
 
 def git(args: list[str], cwd: Path, say: Say, *, timeout: float = 600) -> str:
     """Run git, logging the command and its output; raise CheckoutError on failure."""
-    say("$ git " + " ".join(args))
+    say(redact_urls("$ git " + " ".join(args)))
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
         result = subprocess.run(
@@ -44,9 +50,9 @@ def git(args: list[str], cwd: Path, say: Say, *, timeout: float = 600) -> str:
         raise CheckoutError(f"git {args[0]} took longer than {timeout:g} s") from None
     for line in (result.stdout + result.stderr).splitlines():
         if line.strip():
-            say(line)
+            say(redact_urls(line))
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+        last = redact_urls((result.stderr.strip().splitlines() or ["(no output)"])[-1])
         raise CheckoutError(f"git {args[0]} failed (exit {result.returncode}): {last}")
     return result.stdout
 
@@ -77,7 +83,7 @@ def checkout(repository: str, ref: str | None, workdir: Path, say: Say) -> str:
             commit = found
             break
     if commit is None:
-        raise CheckoutError(f"ref {ref or 'HEAD'!r} not found in {repository}")
+        raise CheckoutError(f"ref {ref or 'HEAD'!r} not found in {redact_url(repository)}")
     git(["checkout", "--quiet", "--force", "--detach", commit], workdir, say)
     git(["clean", "-ffdxq"], workdir, say)
     return commit

@@ -19,19 +19,34 @@ import shutil
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import bass
 import bass_builder
 from bass import states
-from bass.worker import checkout
+from bass.refs import redact_urls, url_credentials
+from bass.worker import api, checkout, cleanup, runs
 from bass.worker.procs import run_streaming
 from bass_builder import Backoff
 
 log = logging.getLogger("bass.worker")
+
+
+class _Redacting(logging.Filter):
+    """The worker's own log shows no password or token given in a URL (a repository's,
+    the dequeue endpoint's), in its messages or in the tracebacks they carry."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if redact_urls(message) != message:
+            record.msg, record.args = redact_urls(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_urls(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+log.addFilter(_Redacting())
 
 
 class Worker:
@@ -55,6 +70,7 @@ class Worker:
         self.stop = stop or threading.Event()
         self.wait = wait
         self.kill_grace = kill_grace
+        self.guard = runs.Guard(self.workspace_root)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -68,7 +84,12 @@ class Worker:
         )
         lock = self._lock_workspace()
         try:
-            self._loop()
+            self._reap_leftovers()
+            self.guard.start_watchdog()
+            try:
+                self._loop()
+            finally:
+                self.guard.close()
         finally:
             lock.close()
         log.info("worker %s stopped", self.name)
@@ -87,6 +108,20 @@ class Worker:
                 "give each worker its own --workspace-root"
             ) from None
         return lock
+
+    def _reap_leftovers(self) -> None:
+        """Kill what the builds of a worker that died on this workspace root left
+        running, before a checkout reuses the workspace (we hold its lock)."""
+        for record, killed, left in self.guard.reap_leftovers():
+            build = f"{record.get('pipeline', '?')} #{record.get('number', '?')}"
+            log.warning(
+                "worker %s: %d process(es) left running by %s (run %s) killed%s",
+                self.name,
+                killed,
+                build,
+                record["run-id"],
+                f"; {len(left)} would not die: {left}" if left else "",
+            )
 
     def _loop(self) -> None:
         backoff = Backoff(0.5, 10.0)
@@ -140,13 +175,19 @@ class Worker:
         otel = job["otel"]
         label = f"{job['name']} #{job.get('number', '?')}"
         log.info("%s: starting", label)
+        # the env file's values, and a password or token in the repository's URL
         secrets = [v for v in (job.get("env") or {}).values() if len(v) >= 4]
+        secrets += url_credentials(job["pipeline"].get("repository") or "")
+        headers = api.otlp_headers(
+            os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", ""), job.get("job-token")
+        )
         telemetry = bass_builder.Reporter(
             otel["traces-endpoint"],
             otel["logs-endpoint"],
             otel["service-name"],
             otel["trace-id"],
             secrets=secrets,
+            environ={**os.environ, "OTEL_EXPORTER_OTLP_HEADERS": headers},
         )
         root = telemetry.start_span(
             label,
@@ -157,7 +198,7 @@ class Worker:
                 "bass.worker": self.name,
             },
         )
-        heartbeat = _Heartbeat(self, job)
+        heartbeat = api.Heartbeat(self._job_post(job), job)
         heartbeat.start()
         status, message = states.ERROR, None
         try:
@@ -174,7 +215,8 @@ class Worker:
             if dropped:
                 log.warning("%s: %s", label, dropped)
             self._report(job, status, message)
-        log.info("%s: %s%s", label, status, f" ({message})" if message else "")
+        shown = f" ({telemetry.mask(message)})" if message else ""
+        log.info("%s: %s%s", label, status, shown)
         return status
 
     def _build(
@@ -182,7 +224,7 @@ class Worker:
         job: dict[str, Any],
         telemetry: bass_builder.Reporter,
         root: Any,
-        heartbeat: _Heartbeat,
+        heartbeat: api.Heartbeat,
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
@@ -221,7 +263,7 @@ class Worker:
         job: dict[str, Any],
         telemetry: bass_builder.Reporter,
         root: Any,
-        heartbeat: _Heartbeat,
+        heartbeat: api.Heartbeat,
         workdir: Path,
         cwd: Path,
         commit: str,
@@ -243,7 +285,6 @@ class Worker:
             argv = ["/bin/sh", "-c", entry + ' "$@"', "sh", *standard]
         else:
             argv = [*entry, *standard]
-        env = self._environment(job, workdir, commit, changeset)
         timeout = pipeline.get("timeout")
         deadline = time.monotonic() + timeout if timeout else None
 
@@ -257,17 +298,26 @@ class Worker:
             return None
 
         telemetry.log(root, f"$ {' '.join(entry if isinstance(entry, list) else [entry])}")
-        try:
-            code, reason = run_streaming(
-                argv,
-                cwd=cwd,
-                env=env,
-                on_line=lambda stream, line: telemetry.log(root, line, stream),
-                stop_reason=stop_reason,
-                grace=self.kill_grace,
-            )
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
-            return states.ERROR, f"build entry cannot be run: {e}"
+        record = {"pipeline": job["name"], "number": job.get("number"), "job": job.get("id")}
+        # the run (its marker in every process's environment) ends with everything it
+        # started killed, whether the entry left something behind or not
+        with self.guard.run(record) as run:
+            try:
+                code, reason = run_streaming(
+                    argv,
+                    cwd=cwd,
+                    env=self._environment(job, workdir, commit, changeset, run.id),
+                    on_line=lambda stream, line: telemetry.log(root, line, stream),
+                    stop_reason=stop_reason,
+                    grace=self.kill_grace,
+                    mask=telemetry.mask,
+                    longest_secret=max(map(len, telemetry.mask.values), default=0),
+                    on_start=run.entry_started,
+                )
+            except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+                return states.ERROR, f"build entry cannot be run: {e}"
+        if run.record.get("killed"):
+            log.info("%s: %d process(es) it left running killed", job["name"], run.record["killed"])
         if reason is not None:
             return reason.split(":")[0], reason
         status = states.status_of_exit_code(code)
@@ -276,7 +326,7 @@ class Worker:
         return status, f"build entry exited with code {code}"
 
     def _environment(
-        self, job: dict[str, Any], workdir: Path, commit: str, changeset: Path
+        self, job: dict[str, Any], workdir: Path, commit: str, changeset: Path, run_id: str
     ) -> dict[str, str]:
         otel = job["otel"]
         env = {k: v for k, v in os.environ.items() if k != "BASS_API_KEY"}
@@ -296,9 +346,14 @@ class Worker:
                 "BASS_CHANGESET": str(changeset),
                 "BASS_BUILD_URL": job.get("build-url", ""),
                 "BASS_SECRET_NAMES": ",".join(sorted(job.get("env") or {})),
+                # what cleanup.sweep finds every process of this build by (cleanup.MARKER)
+                "BASS_RUN_ID": cleanup.marker_value(run_id, os.environ),
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otel["traces-endpoint"],
                 "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": otel["logs-endpoint"],
                 "OTEL_SERVICE_NAME": otel["service-name"],
+                "OTEL_EXPORTER_OTLP_HEADERS": api.otlp_headers(
+                    env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), job.get("job-token")
+                ),
                 "TRACEPARENT": f"00-{otel['trace-id']}-{otel['root-span-id']}-01",
             }
         )
@@ -317,37 +372,15 @@ class Worker:
     # -- talking to the orchestrator --------------------------------------------------
 
     def _post(self, url: str, body: dict[str, Any], timeout: float) -> tuple[int, bytes]:
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["X-API-KEY"] = self.api_key
-        request = urllib.request.Request(
-            url, data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            with e:
-                return e.code, e.read()
+        return api.post(url, body, self.api_key, timeout)
+
+    def _job_post(self, job: dict[str, Any]) -> api.Post:
+        """POST as the holder of `job`: the worker key and the build's job token."""
+        token = job.get("job-token")
+        return lambda url, body, timeout: api.post(url, body, self.api_key, timeout, token)
 
     def _report(self, job: dict[str, Any], status: str, message: str | None) -> None:
-        url = job.get("result-url")
-        if not url:
-            return  # a prototype orchestrator learns the result from the root span
-        body = {"status": status, "message": message}
-        attempts = 1 if self.stop.is_set() else 30  # ride out a restart of bass serve
-        backoff = Backoff(0.2, 2.0)
-        for _ in range(attempts):
-            try:
-                code, payload = self._post(url, body, timeout=15)
-            except (OSError, urllib.error.URLError) as e:
-                log.warning("reporting the result failed (%s), retrying", e)
-                time.sleep(backoff.delay())
-                continue
-            if code not in (200, 409):
-                log.warning("result report answered %d: %s", code, payload[:200])
-            return
-        log.error("%s #%s: result could not be reported", job["name"], job.get("number"))
+        api.report(self._job_post(job), job, status, message, retry=not self.stop.is_set())
 
 
 class DequeueRefused(Exception):
@@ -356,37 +389,3 @@ class DequeueRefused(Exception):
 
 class WorkspaceBusy(Exception):
     pass
-
-
-class _Heartbeat(threading.Thread):
-    """Extends the job's lease; sets `cancel` when the orchestrator asks to cancel or
-    says the job is no longer running (it was declared lost)."""
-
-    def __init__(self, worker: Worker, job: dict[str, Any]):
-        super().__init__(name="bass-heartbeat", daemon=True)
-        self.worker = worker
-        lease = job.get("lease-seconds")
-        self.url = job.get("heartbeat-url") if lease else None  # no lease, no heartbeat
-        self.interval = max(1.0, (lease or 0) / 4)
-        self.cancel = threading.Event()
-        self.why: str | None = None
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        if not self.url:
-            return
-        while not self._done.wait(self.interval):
-            try:
-                code, payload = self.worker._post(self.url, {}, timeout=10)
-            except (OSError, urllib.error.URLError) as e:
-                log.warning("heartbeat failed: %s", e)
-                continue
-            if code == 200 and json.loads(payload).get("cancel"):
-                self.why = "cancelled: requested from the dashboard"
-                self.cancel.set()
-            elif code == 409:
-                self.why = "cancelled: the orchestrator no longer runs this job"
-                self.cancel.set()
-
-    def stop(self) -> None:
-        self._done.set()

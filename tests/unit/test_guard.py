@@ -131,3 +131,13 @@ def test_public_url_builds_the_links_and_secure_cookies(make_app: Any) -> None:
     )  # fmt: skip
     assert posted.status_code == 303
     assert posted.headers["location"] == "https://ci.example.com/pipelines/demo/3"
+
+
+def test_a_password_in_a_repository_url_is_never_on_a_page(make_app: Any) -> None:
+    app = make_app(
+        {"demo": {"repository": "https://ci:hunter2-secret@git.example.com/d.git", "exec": "x"}}
+    )
+    for path in ("/", "/pipelines/demo", "/pipelines"):
+        text = app.client.get(path).text
+        assert "hunter2-secret" not in text, path
+    assert "ci:***@git.example.com" in app.client.get("/pipelines/demo").text
