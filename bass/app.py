@@ -2,8 +2,8 @@
 dashboard. Every edge between the parts is wired here, where it can be read:
 
 - the receiver tells the orchestrator of builds' root spans (`on_root_span`);
-- a build's end is heard by the receiver (its unfinished spans end with it) and the
-  mailer (`orchestrator.on_finished`);
+- a build's end closes its spans that never ended, in the same transaction
+  (`orchestrator.on_finishing`), and is heard by the mailer (`on_finished`);
 - the status page asks the receiver for its counters (`ingest_status`);
 - every HTTPException is answered by bass.errors, in the form its caller reads.
 """
@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,6 +37,7 @@ from bass.ingest.forward import Forwarder
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.poller import poll_forever
+from bass.store import telemetry
 from bass.store.db import Database
 from bass.ui import (
     PACKAGE_DIR,
@@ -85,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
             forwarders=forwarders,
         )
         ingest.on_root_span(orchestrator.root_span_seen)
-        orchestrator.on_finished.append(ingest.build_finished)
+        orchestrator.on_finishing.append(end_open_spans)
         mailer = _mailer(settings)
         if mailer is not None:
             orchestrator.on_finished.append(mailer.on_finished)
@@ -173,6 +175,13 @@ def allowed_hosts(settings: Settings) -> set[str]:
     if settings.host not in ("", "0.0.0.0", "::"):
         names.add(settings.host)
     return {n.lower().strip("[]") for n in names if n}
+
+
+def end_open_spans(conn: sqlite3.Connection, build: dict[str, Any]) -> None:
+    """A build ended: its spans that never reported an end (worker lost, build killed)
+    end with it, with its status, instead of staying "running" for ever."""
+    end_ns = int((build["finished_at"] or 0) * 1e9)
+    telemetry.close_open_spans(conn, build["trace_id"], end_ns=end_ns, status=build["state"])
 
 
 def _mailer(settings: Settings) -> Mailer | None:

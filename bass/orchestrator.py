@@ -2,9 +2,9 @@
 
 Webhook, dashboard button, `bass run` and the poller all call `enqueue`; workers call
 `claim`, `heartbeat` and `report`; the OTLP receiver tells `root_span_seen` (create_app
-subscribes it). When a build ends, every callback in `on_finished` hears of it
-(notifications, the receiver ending the build's unfinished spans). HTTP and the CLI are
-thin adapters over these verbs.
+subscribes it). When a build ends, the `on_finishing` hooks run in the same transaction
+(the build's unfinished spans end with it), then every callback in `on_finished` hears
+of it (notifications). HTTP and the CLI are thin adapters over these verbs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import hmac
 import logging
 import re
 import secrets
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from bass.store.db import Database
 
 log = logging.getLogger("bass.orchestrator")
 
+BUILDER_SCOPE = "bass_builder"  # the builder's instrumentation scope: its own marker
 OnFinished = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -70,6 +72,8 @@ class Orchestrator:
         self.traces_endpoint = traces_endpoint
         self.logs_endpoint = logs_endpoint
         self.on_finished: list[OnFinished] = []
+        # called inside the transaction that ends a build: all of it happens, or none
+        self.on_finishing: list[Callable[[sqlite3.Connection, dict[str, Any]], None]] = []
         self.closing = False
         self.waiting = 0  # workers in a long-poll right now
         self._queue_changed = asyncio.Event()
@@ -246,6 +250,8 @@ class Orchestrator:
         only speaks the prototype's protocol (no heartbeat, no result report)."""
         build = await self.db.aread(builds.by_trace, span["trace_id"])
         if build is None:
+            if span.get("scope", "").split(" ")[0] != BUILDER_SCOPE:
+                return  # an SDK span naming a bass service (a tool inside a step): no build
             pipeline = span.get("service_name", "").removeprefix("bass:pipeline:")
             if pipeline == span.get("service_name") or not PIPELINE_NAME.fullmatch(pipeline):
                 return  # not a bass build, or a name the dashboard could not show
@@ -270,9 +276,16 @@ class Orchestrator:
     ) -> dict[str, Any] | None:
         if status not in states.STATUSES:
             status = states.ERROR
-        build = await self.db.awrite(
-            builds.finish, build_id, status=status, now=self.clock(), message=message
-        )
+        now = self.clock()
+
+        def finish(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            build = builds.finish(conn, build_id, status=status, now=now, message=message)
+            if build is not None:
+                for hook in self.on_finishing:
+                    hook(conn, build)
+            return build
+
+        build = await self.db.awrite(finish)
         if build is None:
             return None
         log.info("%s #%d %s", build["pipeline"], build["number"], status)

@@ -44,7 +44,7 @@ INSERT INTO spans ({", ".join(SPAN_COLUMNS)})
 VALUES ({", ".join(":" + c for c in SPAN_COLUMNS)})
 ON CONFLICT (trace_id, span_id) DO UPDATE SET
   {", ".join(f"{c} = excluded.{c}" for c in SPAN_COLUMNS[2:])}
-WHERE excluded.end_ns != 0 OR spans.end_ns = 0
+WHERE spans.end_ns = 0
 """
 _INSERT_LOG = """
 INSERT INTO logs (id, trace_id, span_id, time_ns, severity_number, severity_text, body,
@@ -78,8 +78,9 @@ def resource_ids(conn: sqlite3.Connection, resources: Iterable[str]) -> dict[str
 def insert_spans(conn: sqlite3.Connection, spans: list[dict[str, Any]]) -> None:
     """Upsert spans on (trace id, span id).
 
-    A span exported at start (end 0, running) and again at end is one row; a re-sent
-    batch changes nothing; a late start export never turns an ended span back to running.
+    A span exported at start (end 0, running) and again at end is one row. A span that
+    has ended is never changed again: a re-sent batch changes nothing, a late start
+    export does not reopen it, and nobody can re-send a failed step as ok.
     """
     ids = resource_ids(conn, (span["resource"] for span in spans))
     for span in spans:

@@ -33,10 +33,12 @@ class App:
         (job,) = self.rows("SELECT * FROM builds WHERE id = ?", job_id)
         return job
 
-    def send_spans(self, *spans: dict[str, Any], service: str = "bass:pipeline:demo"):
+    def send_spans(
+        self, *spans: dict[str, Any], service: str = "bass:pipeline:demo", scope: str = "bass"
+    ):
         response = self.client.post(
             "/v1/traces",
-            content=as_body(traces_payload(*spans, service=service)),
+            content=as_body(traces_payload(*spans, service=service, scope=scope)),
             headers={"Content-Type": "application/json"},
         )
         assert response.status_code == 200, response.text

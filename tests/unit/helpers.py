@@ -67,12 +67,14 @@ def span(
     }
 
 
-def traces_payload(*spans: dict[str, Any], service: str = "bass:pipeline:demo") -> dict[str, Any]:
+def traces_payload(
+    *spans: dict[str, Any], service: str = "bass:pipeline:demo", scope: str = "bass"
+) -> dict[str, Any]:
     return {
         "resourceSpans": [
             {
                 "resource": {"attributes": [attr("service.name", service)]},
-                "scopeSpans": [{"scope": {"name": "bass"}, "spans": list(spans)}],
+                "scopeSpans": [{"scope": {"name": scope}, "spans": list(spans)}],
             }
         ]
     }

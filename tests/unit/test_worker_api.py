@@ -33,6 +33,9 @@ def queued_jobs(app: App) -> list[dict[str, Any]]:
     return app.rows("SELECT * FROM builds ORDER BY id")
 
 
+BUILDER = "bass_builder"  # the scope the builder's spans carry: what makes a local build
+
+
 def holder(job: dict[str, Any]) -> dict[str, str]:
     """The headers of the worker that holds the build: its key and the job token."""
     return {"X-API-KEY": KEY, "Authorization": f"Bearer {job['job-token']}"}
@@ -536,7 +539,11 @@ def test_a_heartbeating_build_does_not_end_with_its_root_span(app: App) -> None:
 
 def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
     trace, root = "ab" * 16, "cd" * 8
-    app.send_spans(span(trace, root, start=1_700_000_000_000_000_000), service="bass:pipeline:foo")
+    app.send_spans(
+        span(trace, root, start=1_700_000_000_000_000_000),
+        service="bass:pipeline:foo",
+        scope=BUILDER,
+    )
     (job,) = app.rows("SELECT * FROM builds")
     assert (job["pipeline"], job["number"], job["trigger"]) == ("foo", 1, "local")
     assert (job["state"], job["trace_id"], job["root_span_id"]) == ("running", trace, root)
@@ -545,12 +552,12 @@ def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
     assert page.headers["location"].endswith("/pipelines/foo/1")
 
     app.send_spans(span(trace, "ef" * 8, parent=root, end=5, bass_status="ok"),
-                   service="bass:pipeline:foo")  # fmt: skip
+                   service="bass:pipeline:foo", scope=BUILDER)  # fmt: skip
     assert app.job(job["id"])["state"] == "running"
     app.send_spans(
         span(trace, root, start=1_700_000_000_000_000_000, end=1_700_000_001_000_000_000,
              bass_status="ok"),
-        service="bass:pipeline:foo",
+        service="bass:pipeline:foo", scope=BUILDER,
     )  # fmt: skip
     assert app.job(job["id"])["state"] == "ok"
     assert len(app.rows("SELECT * FROM builds")) == 1
@@ -558,7 +565,9 @@ def test_a_local_build_appears_and_ends_with_its_root_span(app: App) -> None:
 
 def test_a_local_build_reported_only_at_its_end(app: App) -> None:
     trace, root = "12" * 16, "34" * 8
-    app.send_spans(span(trace, root, end=9, bass_status="timeout"), service="bass:pipeline:foo")
+    app.send_spans(
+        span(trace, root, end=9, bass_status="timeout"), service="bass:pipeline:foo", scope=BUILDER
+    )
     assert app.rows("SELECT pipeline, state FROM builds") == [
         {"pipeline": "foo", "state": "timeout"}
     ]
@@ -566,15 +575,28 @@ def test_a_local_build_reported_only_at_its_end(app: App) -> None:
 
 def test_spans_of_other_services_make_no_build(app: App) -> None:
     app.send_spans(span("56" * 16, "78" * 8), service="checkout-service")
-    app.send_spans(span("9a" * 16, "bc" * 8, parent="de" * 8), service="bass:pipeline:foo")
+    app.send_spans(
+        span("9a" * 16, "bc" * 8, parent="de" * 8), service="bass:pipeline:foo", scope=BUILDER
+    )
     assert app.rows("SELECT * FROM builds") == []
 
 
 def test_a_local_build_with_a_name_the_dashboard_cannot_show_makes_no_build(app: App) -> None:
-    app.send_spans(span("57" * 16, "79" * 8), service="bass:pipeline:a/b")
-    app.send_spans(span("58" * 16, "7a" * 8), service="bass:pipeline:")
+    app.send_spans(span("57" * 16, "79" * 8), service="bass:pipeline:a/b", scope=BUILDER)
+    app.send_spans(span("58" * 16, "7a" * 8), service="bass:pipeline:", scope=BUILDER)
     assert app.rows("SELECT * FROM builds") == []
     assert app.count("spans") == 2  # the spans themselves are kept
+
+
+def test_a_root_span_of_another_sdk_makes_no_build(app: App) -> None:
+    """A tool inside a step, instrumented with an OpenTelemetry SDK, that names its
+    service bass:pipeline:X: its root spans are stored, and no phantom build appears."""
+    for n in range(3):
+        trace = f"{n + 1:02x}" * 16
+        app.send_spans(span(trace, "77" * 8, end=5), service="bass:pipeline:foo",
+                       scope="opentelemetry.instrumentation.requests")  # fmt: skip
+    assert app.rows("SELECT * FROM builds") == []
+    assert app.count("spans") == 3
 
 
 def test_a_webhook_ping_queues_nothing(app: App) -> None:
