@@ -36,7 +36,7 @@ def run_server(settings: Settings) -> int:
             port=settings.port,
             log_level="warning",
             lifespan="on",
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=2,  # uploads still open then are cut
             # X-Forwarded-For/-Proto are believed only from the proxies named
             proxy_headers=settings.forwarded_allow_ips is not None,
             forwarded_allow_ips=settings.forwarded_allow_ips,
