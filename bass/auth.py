@@ -36,6 +36,14 @@ class UsersError(Exception):
     """The users file is unreadable or a request to change it is wrong."""
 
 
+def same_secret(given: str, expected: str) -> bool:
+    """Whether two secrets are equal, in constant time, whatever characters a caller put
+    in `given` (hmac.compare_digest refuses str with non-ASCII: a 500 before)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
+
+
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
@@ -105,7 +113,7 @@ class Users:
         digest = hashlib.sha256(token.encode()).hexdigest()
         for name, user in self._current().items():
             known = user.get("tokens", {}).get(token_id)
-            if known and hmac.compare_digest(known["sha256"], digest):
+            if known and same_secret(str(known.get("sha256")), digest):
                 return name
         return None
 
@@ -212,8 +220,8 @@ def sign(key: bytes, payload: dict[str, Any]) -> str:
 def unsign(key: bytes, value: str) -> dict[str, Any] | None:
     """The payload of a value made by sign(), or None if it was not (or was changed)."""
     body, _, mac = value.rpartition(".")
-    if not body or not hmac.compare_digest(
-        hmac.new(key, body.encode(), hashlib.sha256).hexdigest(), mac
+    if not body or not same_secret(
+        mac, hmac.new(key, body.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
     ):
         return None
     try:
@@ -238,7 +246,7 @@ def session_user(key: bytes, users: Users, value: str) -> str | None:
     if not isinstance(name, str):
         return None
     fingerprint = users.fingerprint(name)
-    if fingerprint is None or not hmac.compare_digest(fingerprint, str(payload.get("f"))):
+    if fingerprint is None or not same_secret(str(payload.get("f")), fingerprint):
         return None
     return name
 

@@ -59,7 +59,7 @@ def signed(request: Request, body: bytes, secret: str) -> bool:
     offered.append((bearer, secret))
     ok = False
     for given, expected in offered:
-        ok |= bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+        ok |= bool(given) and auth.same_secret(given, expected)
     if not ok and bearer:
         people: auth.People = request.state.people
         ok = people.users is not None and people.users.token_user(bearer) is not None

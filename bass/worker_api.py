@@ -5,7 +5,6 @@ API", is the contract."""
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import math
 import re
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bass import states
+from bass.auth import same_secret
 from bass.guard import people_base_url
 from bass.orchestrator import NotHolder, NotRunning, Orchestrator, UnknownBuild
 from bass.params import read_json, string_list
@@ -50,7 +50,7 @@ def check_worker(request: Request) -> str:
         raise HTTPException(401, "missing X-API-KEY header")
     found = None
     for name, key in keys:
-        if hmac.compare_digest(key.encode(), given.encode()):
+        if same_secret(given, key):
             found = name
     if found is None:
         raise HTTPException(403, "wrong worker key")

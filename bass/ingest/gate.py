@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from bass.auth import Users
+from bass.auth import Users, same_secret
 from bass.store import builds
 from bass.store.db import Database
 
@@ -86,5 +86,5 @@ class TelemetryGate:
             return False
         found = False
         for _, token in self.ingest_tokens:
-            found |= hmac.compare_digest(token.encode(), bearer.encode())
+            found |= same_secret(bearer, token)
         return found or (self.users is not None and self.users.token_user(bearer) is not None)

@@ -4,7 +4,6 @@ and `steps`, never each other."""
 
 from __future__ import annotations
 
-import hmac
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from bass import states
-from bass.auth import CSRF_COOKIE
+from bass.auth import CSRF_COOKIE, same_secret
 from bass.params import read_form
 from bass.refs import redact_url
 from bass.store.builds import state_counts
@@ -78,7 +77,7 @@ async def check_form(request: Request) -> dict[str, str]:
     already refused other sites' pages; this also stops a form planted on this one."""
     form = await read_form(request)
     expected = request.cookies.get(CSRF_COOKIE, "")
-    if not expected or not hmac.compare_digest(form.get("csrf", ""), expected):
+    if not expected or not same_secret(form.get("csrf", ""), expected):
         raise HTTPException(403, "the form is stale or not from this dashboard: reload the page")
     return form
 

@@ -228,3 +228,20 @@ def test_on_a_network_address_the_last_user_gone_closes_the_dashboard(
     assert app.client.get("/", follow_redirects=False).status_code == 303
     loopback = make_app(users_file=str(users_file))
     assert loopback.client.get("/api/status").status_code == 200  # a laptop: open
+
+
+@pytest.mark.parametrize("value", ["é.abc", "x.\u00e9\u00e9", "eyJ1Ijoi.é", "\u00ff" * 70])
+def test_a_session_cookie_with_odd_characters_is_refused_not_a_500(locked: App, value: str):
+    cookie = b"bass_session=" + value.encode()  # raw bytes, as a hostile client sends them
+    response = locked.client.get("/", headers=[(b"cookie", cookie)], follow_redirects=False)
+    assert response.status_code == 303
+
+
+def test_a_csrf_token_with_odd_characters_is_refused_not_a_500(app: App) -> None:
+    app.client.get("/")
+    response = app.client.post(
+        "/pipelines/demo/trigger",
+        content="csrf=%C3%A9%ED%A0%80".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code in (400, 403)
