@@ -33,7 +33,8 @@ from bass import auth, errors, pruning, webhook, worker_api
 from bass.config import Settings, named_keys
 from bass.guard import Guard
 from bass.ingest import otlp_proto, receiver
-from bass.ingest.forward import Forwarder
+from bass.ingest.forward import Forwarding
+from bass.ingest.gate import TelemetryGate
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.poller import poll_forever
@@ -69,9 +70,9 @@ def create_app(settings: Settings) -> Starlette:
         warning = otlp_proto.check_backend()
         if warning:
             log.warning(warning)
-        forwarders: dict[str, list[Forwarder]] = {"traces": [], "logs": []}
+        forwarding = Forwarding(db, settings.forward, max_queue_bytes=settings.forward_queue_bytes)
+        forwarders = forwarding.by_kind
         for destination in settings.forward:
-            forwarders[destination.kind].append(Forwarder(destination))
             log.info("forwarding %s to %s", destination.kind, destination.url)
         orchestrator = Orchestrator(
             db,
@@ -80,11 +81,18 @@ def create_app(settings: Settings) -> Starlette:
             traces_endpoint=settings.traces_endpoint,
             logs_endpoint=settings.logs_endpoint,
         )
+        gate = TelemetryGate(
+            db,
+            open=settings.loopback_only() or settings.insecure,
+            ingest_tokens=named_keys(settings.config.ingest_tokens),
+            users=people.users,
+        )
         ingest = receiver.Receiver(
             db,
             max_body=settings.max_body,
             max_inflight=settings.max_inflight,
             forwarders=forwarders,
+            gate=gate,
         )
         ingest.on_root_span(orchestrator.root_span_seen)
         orchestrator.on_finishing.append(end_open_spans)
@@ -137,8 +145,7 @@ def create_app(settings: Settings) -> Starlette:
             if worker_thread is not None:
                 await asyncio.to_thread(worker_thread.join, 30)
                 await orchestrator.abandon(local_name, "cancelled: bass serve stopped")
-            for forwarder in forwarders["traces"] + forwarders["logs"]:
-                await asyncio.to_thread(forwarder.close)
+            await asyncio.to_thread(forwarding.close)
             db.close()
 
     routes = [

@@ -155,6 +155,13 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
         "http://HOST:3100/otlp/v1/logs); repeatable",
     )
     p.add_argument(
+        "--forward-queue-mb",
+        type=float,
+        default=d.forward_queue_bytes >> 20,
+        help="OTLP requests waiting to be forwarded, kept in the database, all destinations "
+        "together; past it the oldest are dropped and counted (default %(default)s)",
+    )
+    p.add_argument(
         "--forward-header",
         metavar="'NAME: VALUE'",
         action="append",
@@ -302,6 +309,7 @@ def serve(args: argparse.Namespace) -> int:
         lease_seconds=args.lease_seconds,
         max_body=int(args.max_body_mb * (1 << 20)),
         max_inflight=int(args.max_inflight_mb * (1 << 20)),
+        forward_queue_bytes=int(args.forward_queue_mb * (1 << 20)),
         retention_days=args.retention_days,
         keep_builds=args.keep_builds,
         smtp_host=args.smtp_host,

@@ -84,6 +84,7 @@ class Settings:
     max_body: int = 64 << 20  # bytes of an OTLP request, after decompression
     max_inflight: int = 256 << 20  # bytes of OTLP requests held at once (bodies, decoded)
     forward: list[Destination] = field(default_factory=list)
+    forward_queue_bytes: int = 64 << 20  # what waits to be forwarded, kept in the database
     retention_days: float | None = None
     keep_builds: int | None = None
     smtp_host: str | None = None  # None: no e-mail

@@ -67,7 +67,8 @@ class Decoded:
 
 def derive_status(bass_status: Any, end_ns: int, code: int) -> str:
     """The span's bass status: its `bass.status` attribute, else from its OTLP status."""
-    if bass_status in BASS_STATUSES:
+    # any AnyValue may come as the attribute: a list or dict is no status (and unhashable)
+    if type(bass_status) is str and bass_status in BASS_STATUSES:
         return bass_status
     if end_ns == 0:
         return states.RUNNING
@@ -75,6 +76,10 @@ def derive_status(bass_status: Any, end_ns: int, code: int) -> str:
 
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# How deep AnyValues may nest (arrays in arrays, kvlists in kvlists). Protobuf's own limit
+# (100 messages) allows 31 kvlist or 47 array levels; past 32 here the request is refused
+# before any recursion (the decoder's, the JSON encoder's) can reach Python's limit.
+MAX_DEPTH = 32
 
 
 def storable_double(value: float) -> float | str:
@@ -116,6 +121,11 @@ def _get(obj: dict[str, Any], camel: str, snake: str) -> Any:
     if value is None:
         value = obj.get(snake)
     return value
+
+
+def _str(value: Any) -> str:
+    """A string field: anything else (a number, NaN, an object) is taken as absent."""
+    return value if type(value) is str else ""
 
 
 def _list(obj: dict[str, Any], camel: str, snake: str) -> list[Any]:
@@ -178,7 +188,7 @@ def _enum(value: Any, names: dict[str, int], path: str) -> int:
     return _int32(value, path)
 
 
-def any_value(value: Any) -> Any:
+def any_value(value: Any, depth: int = 0) -> Any:
     """An OTLP AnyValue as a plain JSON-able Python value."""
     if value is None:
         return None
@@ -191,9 +201,11 @@ def any_value(value: Any) -> Any:
             return inner
         if key == "intValue" or key == "int_value":
             number = _int(inner, "intValue")
+            if INT64_MIN <= number <= INT64_MAX:
+                return number
             # OTLP ints are 64-bit; a larger one (the JS SDK sends big whole doubles as
-            # intValue) is kept as the double it was.
-            return number if INT64_MIN <= number <= INT64_MAX else float(number)
+            # intValue) is kept as the double it was, if it is one.
+            return _double(number, "intValue")
         if key == "boolValue" or key == "bool_value":
             if type(inner) is not bool:
                 raise OTLPDecodeError("expected a boolean", "boolValue")
@@ -206,20 +218,24 @@ def any_value(value: Any) -> Any:
                     raise OTLPDecodeError("not a number", "doubleValue") from None
             if type(inner) not in (int, float):
                 raise OTLPDecodeError("expected a number", "doubleValue")
-            return storable_double(float(inner))
+            return _double(inner, "doubleValue")
         if key == "arrayValue" or key == "array_value":
+            if depth >= MAX_DEPTH:
+                raise OTLPDecodeError(f"nested deeper than {MAX_DEPTH} levels", "arrayValue")
             values = _list(_object(inner, "arrayValue"), "values", "values")
             out = []
             for i, item in enumerate(values):
                 try:
-                    out.append(any_value(item))
+                    out.append(any_value(item, depth + 1))
                 except OTLPDecodeError as e:
                     raise e.within(f"arrayValue.values[{i}]") from None
             return out
         if key == "kvlistValue" or key == "kvlist_value":
+            if depth >= MAX_DEPTH:
+                raise OTLPDecodeError(f"nested deeper than {MAX_DEPTH} levels", "kvlistValue")
             items = _list(_object(inner, "kvlistValue"), "values", "values")
             try:
-                return attributes(items)
+                return attributes(items, depth + 1)
             except OTLPDecodeError as e:
                 raise e.within("kvlistValue.values") from None
         if key == "bytesValue" or key == "bytes_value":
@@ -229,7 +245,15 @@ def any_value(value: Any) -> Any:
     return None  # an empty AnyValue, or only unknown fields
 
 
-def attributes(items: Any) -> dict[str, Any]:
+def _double(number: int | float, path: str) -> float | str:
+    """A JSON number as a stored double; an integer of hundreds of digits has none."""
+    try:
+        return storable_double(float(number))
+    except OverflowError:
+        raise OTLPDecodeError("out of range for a double (about ±1.8e308)", path) from None
+
+
+def attributes(items: Any, depth: int = 0) -> dict[str, Any]:
     """KeyValue list → dict."""
     if items is None:
         return {}
@@ -240,22 +264,27 @@ def attributes(items: Any) -> dict[str, Any]:
         if type(item) is not dict or type(item.get("key")) is not str:
             raise OTLPDecodeError("expected {key, value}", f"[{i}]")
         try:
-            out[item["key"]] = any_value(item.get("value"))
+            out[item["key"]] = any_value(item.get("value"), depth)
         except OTLPDecodeError as e:
             raise e.within(f"[{i}].value") from None
     return out
 
 
 # json.dumps with options builds a new encoder on every call; one shared encoder is
-# a good part faster for the three small documents of every span.
-_encode = json.JSONEncoder(ensure_ascii=False).encode
+# a good part faster for the three small documents of every span. allow_nan=False: what
+# the store keeps must read back as JSON (NaN is not JSON: the API could never answer
+# again); the decoders turn non-finite doubles into OTLP/JSON's strings first.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 def to_json(value: Any) -> str:
     """Attributes, events or links as the store keeps them (JSON text)."""
     if not value:
         return "[]" if type(value) is list else "{}"
-    return _encode(value)
+    try:
+        return _encode(value)
+    except ValueError as e:  # a NaN that got past the decoder: refuse, never store it
+        raise OTLPDecodeError(f"not representable as JSON: {e}") from None
 
 
 class _AttributeSets(dict):
@@ -271,12 +300,11 @@ class _AttributeSets(dict):
         if type(items) is list and len(items) <= 4:
             try:
                 key = tuple((item["key"], item["value"]["stringValue"]) for item in items)
+                found = self.get(key)  # TypeError too when a key or value is a list
             except (TypeError, KeyError):
-                key = None
-            if key is not None:
-                found = self.get(key)
-                if found is not None:
-                    return found
+                key = found = None
+            if found is not None:
+                return found
         decoded = attributes(items)
         encoded = (decoded, to_json(decoded))
         if key is not None and all(type(v) is str for _, v in key):
@@ -287,7 +315,12 @@ class _AttributeSets(dict):
 def resource_json(attrs: dict[str, Any]) -> str:
     """A resource's attributes as the store keeps them: canonical JSON, so one resource
     is one row however its exporter ordered the attributes."""
-    return json.dumps(attrs, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    try:
+        return json.dumps(
+            attrs, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError as e:  # as to_json: never store what is not JSON
+        raise OTLPDecodeError(f"resource attributes not representable as JSON: {e}") from None
 
 
 def _resource(block: dict[str, Any]) -> tuple[str, str]:
@@ -317,6 +350,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         try:
             payload = _scrub(json.loads(body))
+        except RecursionError:  # the standard library's parser stops at ~1,000 levels
+            raise OTLPDecodeError("body is not valid JSON: nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as e:
             raise OTLPDecodeError(f"body is not valid JSON: {e}") from None
     if type(payload) is not dict:
@@ -326,18 +361,37 @@ def parse_json(body: bytes) -> dict[str, Any]:
 
 def _scrub(value: Any) -> Any:
     """`value` with every lone surrogate (JSON's "\\ud800", which no UTF-8 text can
-    hold, so SQLite could not store it) replaced by U+FFFD."""
+    hold, so SQLite could not store it) replaced by U+FFFD, in place. A loop over a
+    stack rather than recursion: the document may nest as deep as the parser went."""
     if type(value) is str:
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
-    if type(value) is list:
-        return [_scrub(v) for v in value]
-    if type(value) is dict:
-        return {_scrub(k): _scrub(v) for k, v in value.items()}
+        return _clean(value)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if type(node) is list:
+            for i, item in enumerate(node):
+                if type(item) is str:
+                    node[i] = _clean(item)
+                elif type(item) is list or type(item) is dict:
+                    stack.append(item)
+        elif type(node) is dict:
+            items = [(_clean(k), v) for k, v in node.items()]
+            node.clear()  # rebuilt rather than updated: a key may have changed
+            for k, item in items:
+                if type(item) is str:
+                    item = _clean(item)
+                elif type(item) is list or type(item) is dict:
+                    stack.append(item)
+                node[k] = item
     return value
+
+
+def _clean(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 def decode_traces(body: bytes) -> Decoded:
@@ -392,7 +446,7 @@ def _span(span: dict[str, Any], ids: _Ids) -> dict[str, Any] | None:
             events.append(
                 {
                     "time_ns": _time(_get(event, "timeUnixNano", "time_unix_nano"), "timeUnixNano"),
-                    "name": event.get("name") or "",
+                    "name": _str(event.get("name")),
                     "attributes": attributes(event.get("attributes")),
                 }
             )
@@ -414,18 +468,16 @@ def _span(span: dict[str, Any], ids: _Ids) -> dict[str, Any] | None:
     kind = _enum(span.get("kind"), SPAN_KINDS, "kind")
     if not trace_id or not span_id or parent is None:
         return None
-    name = span.get("name")
-    message = status.get("message")
     return {
         "trace_id": trace_id,
         "span_id": span_id,
         "parent_span_id": parent,
-        "name": name if type(name) is str else "",
+        "name": _str(span.get("name")),
         "kind": kind,
         "start_ns": start_ns,
         "end_ns": end_ns,
         "status_code": code,
-        "status_message": message if type(message) is str else "",
+        "status_message": _str(status.get("message")),
         "bass_status": derive_status(attrs.get("bass.status"), end_ns, code),
         "attributes": to_json(attrs),
         "events": to_json(events),
@@ -521,4 +573,10 @@ def _severity(value: Any) -> int:
 
 
 def body_text(value: Any) -> str:
-    return "" if value is None else json.dumps(value, ensure_ascii=False)
+    """A log body that is no string (a number, a list, a map) as JSON text."""
+    if value is None:
+        return ""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError as e:  # as to_json: never store what is not JSON
+        raise OTLPDecodeError(f"not representable as JSON: {e}", "body") from None

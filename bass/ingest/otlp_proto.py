@@ -76,9 +76,10 @@ def _parse(message: Any, body: bytes) -> Any:
     try:
         return message.FromString(body)
     except (DecodeError, ValueError) as e:
-        raise OTLPDecodeError(
-            f"body is not a valid {message.DESCRIPTOR.name}: {e or 'truncated or malformed'}"
-        ) from None
+        why = str(e) or "truncated or malformed"
+        if "MaxDepth" in why:  # upb's words for its limit of 100 nested messages
+            why = "nested too deeply (more than 100 messages, e.g. AnyValues in AnyValues)"
+        raise OTLPDecodeError(f"body is not a valid {message.DESCRIPTOR.name}: {why}") from None
 
 
 def decode_traces(body: bytes) -> Decoded:

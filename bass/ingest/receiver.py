@@ -3,9 +3,11 @@
 Per the OTLP specification: `application/json` or `application/x-protobuf` bodies,
 optionally gzip or deflate; the answer in the request's encoding; partial success for
 records with bad ids; 400 with a google.rpc.Status for a malformed payload; 413 past the
-size cap (after decompression); 415 for other content types; 503 with Retry-After when
-the store is behind. Each request is decoded completely before anything is written,
-then written all or nothing: a malformed request stores nothing.
+size cap (after decompression) or for a body whose decoding alone would take more than
+the in-flight budget; 415 for other content types; 503 with Retry-After when the store
+is behind or the requests in flight hold the whole budget (bass.ingest.bodies). Each
+request is decoded completely, off the event loop, before anything is written, then
+written all or nothing: a malformed request stores nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ from typing import Any
 
 from anyio import to_thread
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from bass.ingest import otlp_json, otlp_proto
+from bass.ingest.bodies import Budget, Hold, decoded_size, give_large_buffers_back, read_body
 from bass.ingest.forward import Forwarder
+from bass.ingest.gate import TelemetryGate
 from bass.store import telemetry
 from bass.store.db import Busy, Database
 
@@ -78,10 +81,13 @@ class Receiver:
         max_body: int,
         max_inflight: int = 256 << 20,
         forwarders: dict[str, list[Forwarder]],
+        gate: TelemetryGate | None = None,
     ) -> None:
         self.db = db
+        self.gate = gate  # which traces a request may write (None: all)
         self.max_body = max_body
-        self.max_inflight = max_inflight  # TODO(issue 9): enforce across requests
+        self.budget = Budget(max_inflight)  # bytes all requests in flight may hold
+        give_large_buffers_back()  # so that what the budget frees leaves the process
         self.forwarders = forwarders
         self.stats = IngestStats()
         self.decode_slots = asyncio.Semaphore(4)  # decoding holds the GIL: a few at a time
@@ -91,14 +97,6 @@ class Receiver:
         """Call `listener(span)` for every root span of a bass build that is stored."""
         self.root_span_listeners.append(listener)
 
-    async def build_finished(self, build: dict[str, Any]) -> None:
-        """A build ended: its spans that never reported an end (worker lost, build
-        killed) end with it, with its status, instead of staying "running" forever."""
-        end_ns = int((build["finished_at"] or 0) * 1e9)
-        await self.db.awrite(
-            telemetry.close_open_spans, build["trace_id"], end_ns=end_ns, status=build["state"]
-        )
-
     def status(self) -> dict[str, Any]:
         """Counters for /api/status: requests, records, forwarding."""
         return {
@@ -107,6 +105,8 @@ class Receiver:
         }
 
     async def ingest(self, request: Request, kind: str) -> Response:
+        """Receive one OTLP request of `kind` ("traces" or "logs"): decode, store,
+        forward, tell of root spans, answer."""
         encoding = content_type(request)
         try:
             decode = DECODERS.get((kind, encoding))
@@ -114,31 +114,46 @@ class Receiver:
                 raise HTTPException(
                     415, f"unsupported Content-Type {encoding!r}: use {JSON} or {PROTOBUF}"
                 )
-            body = await read_body(request, self.max_body)
-            async with self.decode_slots:
+            with self.budget.hold() as hold:  # everything held is given back on the way out
                 try:
-                    decoded = await to_thread.run_sync(decode, body)
-                except otlp_json.OTLPDecodeError as e:
-                    raise HTTPException(400, str(e)) from None
-            rows = decoded.spans if kind == "traces" else decoded.logs
-            try:
-                await self.db.asubmit(STORE[kind], rows)
-            except Busy:
-                raise HTTPException(
-                    503, "the store is behind, retry later", {"Retry-After": "1"}
-                ) from None
-            except sqlite3.OperationalError as e:
-                log.warning("store busy, asking the exporter to retry: %s", e)
-                raise HTTPException(
-                    503, "the store is busy, retry later", {"Retry-After": "1"}
-                ) from None
+                    return await self._ingest(request, kind, encoding, decode, hold)
+                except (HTTPException, ClientDisconnect) as e:
+                    raise _bare(e) from None
         except HTTPException as e:  # answered by bass.errors, in the request's encoding
             self.stats.requests[f"{kind} {e.status_code}"] += 1
             raise
+        except ClientDisconnect:
+            # Gone before its body was read: nobody to answer, and nothing for the error
+            # log either (a client could fill it). 499, nginx's word for it, is never sent.
+            log.debug("%s: the client hung up before its body was read", kind)
+            return Response(status_code=499)
+
+    async def _ingest(
+        self, request: Request, kind: str, encoding: str, decode: Callable, hold: Hold
+    ) -> Response:
+        body = await read_body(request, self.max_body, hold)
+        async with self.decode_slots:
+            decoded = await to_thread.run_sync(self._decode, decode, body, encoding, hold)
+        rows = decoded.spans if kind == "traces" else decoded.logs
+        refused = await self._refuse(request, kind, rows, decoded)
+        if refused:
+            rows = decoded.spans if kind == "traces" else decoded.logs
+        try:
+            await self.db.asubmit(STORE[kind], rows)
+        except Busy:
+            raise HTTPException(
+                503, "the store is behind, retry later", {"Retry-After": "1"}
+            ) from None
+        except sqlite3.OperationalError as e:
+            log.warning("store busy, asking the exporter to retry: %s", e)
+            raise HTTPException(
+                503, "the store is busy, retry later", {"Retry-After": "1"}
+            ) from None
         self.stats.requests[f"{kind} 200"] += 1
         self.stats.records[kind] += len(rows)
         self.stats.rejected[kind] += decoded.rejected
-        for forwarder in self.forwarders.get(kind, ()):
+        # the body goes on as it was received: only when all of it was taken
+        for forwarder in () if refused else self.forwarders.get(kind, ()):
             forwarder.offer(body, encoding, len(rows))
         if kind == "traces":
             for span in decoded.spans:  # a build's root span can start or end a build
@@ -147,49 +162,62 @@ class Receiver:
                         await listener(span)
         return _answer(kind, encoding, decoded)
 
+    async def _refuse(
+        self, request: Request, kind: str, rows: list, decoded: otlp_json.Decoded
+    ) -> int:
+        """Leave out the records of traces this request may not write (bass.ingest.gate),
+        counted as rejected; 401 when none may be written for want of a token. Returns
+        how many were left out."""
+        if self.gate is None or not rows:
+            return 0
+        trace_of = (lambda r: r["trace_id"]) if kind == "traces" else (lambda r: r[0])
+        authorization = request.headers.get("authorization", "")
+        bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
+        verdicts = await self.gate.judge((trace_of(r) for r in rows), bearer)
+        if not verdicts.refused:
+            return 0
+        kept = [r for r in rows if verdicts.allows(trace_of(r))]
+        if not kept and verdicts.want_token:
+            reason = next(iter(verdicts.refused.values()))
+            raise HTTPException(401, f"not taken: {reason} (Authorization: Bearer TOKEN)")
+        if kind == "traces":
+            decoded.spans = kept
+        else:
+            decoded.logs = kept
+        decoded.rejected += len(rows) - len(kept)
+        decoded.errors += sorted(set(verdicts.refused.values()))
+        return len(rows) - len(kept)
+
+    def _decode(
+        self, decode: Callable[[bytes], otlp_json.Decoded], body: bytes, encoding: str, hold: Hold
+    ) -> otlp_json.Decoded:
+        """Decode in a worker thread, first charging what decoding will hold: the
+        parsed form and the rows can be many times the body (bass.ingest.bodies)."""
+        need = decoded_size(body, encoding == PROTOBUF)
+        if len(body) + need > self.budget.limit:  # could never fit: retrying cannot help
+            raise HTTPException(
+                413,
+                f"decoding this body would hold ~{(len(body) + need) / 2**20:.1f} MiB, more "
+                f"than the {self.budget.limit / 2**20:.1f} MiB all OTLP requests may hold at once "
+                "(--max-inflight-mb): send smaller batches",
+            )
+        hold.charge(need)
+        try:
+            return decode(body)
+        except otlp_json.OTLPDecodeError as e:
+            raise HTTPException(400, str(e)) from None
+
+
+def _bare(error: Exception) -> Exception:
+    """`error` without its traceback and chained exceptions: their frames refer to the
+    body, the decompressed bytes, the parsed payload; dropped here, those go before the
+    budget is given back, not after the error answer has been sent."""
+    error.__cause__ = error.__context__ = None
+    return error.with_traceback(None)
+
 
 def content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-async def read_body(request: Request, max_body: int) -> bytes:
-    """The request body, decompressed, never more than `max_body` bytes of either."""
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_body:
-            raise HTTPException(413, f"body larger than {max_body} bytes")
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return bytes(raw)
-    if encoding not in ("gzip", "deflate"):
-        raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}")
-    # gzip, or deflate with a zlib header; a raw deflate stream is accepted too.
-    wbits = 16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS
-    try:
-        try:
-            return _inflate(bytes(raw), wbits, max_body)
-        except zlib.error:
-            if encoding != "deflate":
-                raise
-            return _inflate(bytes(raw), -zlib.MAX_WBITS, max_body)
-    except zlib.error as e:
-        raise HTTPException(400, f"body is not valid {encoding}: {e}") from None
-
-
-def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
-    """Decompress every member (a gzip body may be several concatenated), bounded."""
-    out = bytearray()
-    while True:
-        inflater = zlib.decompressobj(wbits)
-        out += inflater.decompress(data, limit + 1 - len(out))
-        if len(out) > limit:
-            raise HTTPException(413, f"decompressed body larger than {limit} bytes")
-        if not inflater.eof:
-            raise zlib.error("truncated stream")
-        data = inflater.unused_data
-        if not data:
-            return bytes(out)
 
 
 def _answer(kind: str, encoding: str, decoded: otlp_json.Decoded) -> Response:

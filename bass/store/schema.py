@@ -193,6 +193,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE builds ADD COLUMN job_token TEXT;
         """,
     ),
+    (
+        "0007_forward_queue",
+        """
+        -- What bass forwards (bass.store.forward_queue): each request offered, as it
+        -- came, kept until every destination of its kind has passed it. AUTOINCREMENT:
+        -- an id is never given twice, so a cursor cannot skip new entries once the queue
+        -- has been emptied.
+        CREATE TABLE forward_queue (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL CHECK (kind IN ('traces', 'logs')),
+            encoding TEXT NOT NULL,         -- the Content-Type it came with
+            records INTEGER NOT NULL,       -- spans or log records stored of it
+            size INTEGER NOT NULL,          -- length(body), counted against the cap
+            body BLOB NOT NULL              -- last: reading the others skips it
+        );
+        CREATE INDEX forward_queue_kind ON forward_queue (kind, id);
+        -- Each destination's place: the id of the last entry it sent or gave up on.
+        CREATE TABLE forward_cursors (
+            kind TEXT NOT NULL,
+            url TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (kind, url)
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import gzip
 import re
+import socket
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from bass.ingest.forward import Destination, Forwarder, json_to_protobuf, parse_headers
+from bass.ingest import forward
+from bass.ingest.forward import (
+    Destination,
+    Forwarder,
+    Forwarding,
+    json_to_protobuf,
+    parse_headers,
+)
+from bass.store.db import Database
 from tests.unit.conftest import App
 from tests.unit.fake_destination import FakeDestination, free_port
-from tests.unit.helpers import attr, json_logs, json_traces, record, span, wait_until
+from tests.unit.helpers import attr, count, json_logs, json_traces, record, span, wait_until
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 ROOT = "eee19b7ec3c1b174"
@@ -39,19 +52,47 @@ def destinations() -> Iterator[Any]:
 
 
 @pytest.fixture
-def forwarders() -> Iterator[Any]:
-    """forwarders(destination, **options) → a Forwarder, closed after the test."""
-    started: list[Forwarder] = []
+def forwardings(tmp_path: Path) -> Iterator[Any]:
+    """forwardings(*destinations, **options) → a Forwarding on the test's database file
+    (a Database of its own, as a new `bass serve` would open); `.stop(forwarding)` closes
+    it and its Database (bass stopping). Whatever is left open is closed after the test."""
+    started: list[tuple[Forwarding, Database]] = []
 
-    def start(destination: Destination, **kwargs: Any) -> Forwarder:
+    def start(*destinations: Destination, **kwargs: Any) -> Forwarding:
         kwargs.setdefault("backoff_first", 0.02)
         kwargs.setdefault("backoff_max", 0.1)
-        started.append(Forwarder(destination, **kwargs))
-        return started[-1]
+        db = Database(tmp_path / "forward.db")
+        try:
+            started.append((Forwarding(db, list(destinations), **kwargs), db))
+        except BaseException:
+            db.close()
+            raise
+        return started[-1][0]
 
+    def stop(forwarding: Forwarding) -> None:
+        for pair in started:
+            if pair[0] is forwarding:
+                started.remove(pair)
+                forwarding.close(timeout=1)
+                pair[1].close()
+                return
+
+    start.stop = stop  # type: ignore[attr-defined]
+    start.db_path = tmp_path / "forward.db"  # type: ignore[attr-defined]
     yield start
-    for forwarder in started:
-        forwarder.close(timeout=1)
+    for forwarding, db in reversed(started):
+        forwarding.close(timeout=1)
+        db.close()
+
+
+@pytest.fixture
+def forwarders(forwardings: Any) -> Any:
+    """forwarders(destination, **options) → the Forwarder of a Forwarding of its own."""
+
+    def start(destination: Destination, **kwargs: Any) -> Forwarder:
+        return forwardings(destination, **kwargs).by_kind[destination.kind][0]
+
+    return start
 
 
 def two_spans() -> bytes:
@@ -69,6 +110,69 @@ def two_logs() -> bytes:
         record(TRACE, CHILD, "second line", severity=17),
         service="bass:pipeline:demo",
     )
+
+
+def log_body(n: int) -> bytes:
+    return json_logs(record(TRACE, CHILD, f"line {n}"))
+
+
+def lines(destination: FakeDestination) -> list[str]:
+    """The body of the first log record of each request the destination received."""
+    got = [ExportLogsServiceRequest.FromString(r.body) for r in destination.received]
+    return [g.resource_logs[0].scope_logs[0].log_records[0].body.string_value for g in got]
+
+
+def offer_all(forwarding: Forwarding, kind: str, body: bytes) -> None:
+    """As the receiver does: a request is offered to every forwarder of its kind."""
+    for forwarder in forwarding.by_kind[kind]:
+        forwarder.offer(body, "application/json", 1)
+
+
+def entries(forwardings: Any) -> int:
+    return count(forwardings.db_path, "forward_queue")
+
+
+class ClosingServer:
+    """An HTTP/1.1 destination that answers one request per connection and then closes
+    it, without saying so (no `Connection: close`): as a server closes a kept-alive
+    connection once idle. An answer of None closes the connection without answering."""
+
+    def __init__(self, answers: list[int | None]):
+        self.answers = deque(answers)
+        self.connections = 0
+        self.bodies: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1/logs"
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.closing.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(10)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                while length and len(body) < int(length.group(1)):
+                    body += conn.recv(65536)
+                self.bodies.append(body)
+                self.connections += 1
+                status = self.answers.popleft() if self.answers else 200
+                if status is not None:
+                    conn.sendall(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\n{}" % status)
+
+    def close(self) -> None:
+        self.closing.set()
+        self.thread.join()
+        self.sock.close()
 
 
 def check_spans(body: bytes) -> None:
@@ -178,6 +282,7 @@ def test_json_arrives_as_protobuf_with_the_headers(destinations: Any, forwarders
         "dropped": 0,
         "queued": 0,
         "last_error": "",
+        "last_error_at": None,
     }
 
 
@@ -194,12 +299,9 @@ def test_requests_arrive_in_order(destinations: Any, forwarders: Any) -> None:
     loki = destinations()
     forwarder = forwarders(Destination("logs", loki.url("/otlp/v1/logs"), {}))
     for n in range(20):
-        forwarder.offer(json_logs(record(TRACE, CHILD, f"line {n}")), "application/json", 1)
+        forwarder.offer(log_body(n), "application/json", 1)
     wait_until(lambda: forwarder.status()["sent"] == 20, what="delivery")
-    got = [ExportLogsServiceRequest.FromString(r.body) for r in loki.received]
-    assert [g.resource_logs[0].scope_logs[0].log_records[0].body.string_value for g in got] == [
-        f"line {n}" for n in range(20)
-    ]
+    assert lines(loki) == [f"line {n}" for n in range(20)]
 
 
 def test_loki_204_is_success(destinations: Any, forwarders: Any) -> None:
@@ -216,20 +318,52 @@ def test_loki_204_is_success(destinations: Any, forwarders: Any) -> None:
 
 @pytest.mark.parametrize("status", [503, 429, 502])
 def test_overloaded_destination_gets_it_again(
-    destinations: Any, forwarders: Any, status: int
+    destinations: Any, forwarders: Any, status: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tempo = destinations(answers=[(status, {"Retry-After": "0"}), (status, {}), (200, {})])
+    asked: list[str | None] = []
+
+    class Recorded(forward.Backoff):
+        def delay(self, retry_after: str | None = None) -> float:
+            asked.append(retry_after)
+            return 0.0
+
+    monkeypatch.setattr(forward, "Backoff", Recorded)
+    tempo = destinations(answers=[(status, {"Retry-After": "7"}), (status, {}), (200, {})])
     forwarder = forwarders(Destination("traces", tempo.url(), {}))
     forwarder.offer(two_spans(), "application/json", 2)
     wait_until(lambda: forwarder.status()["sent"] == 2, what="delivery")
     assert len(tempo.received) == 3
     assert tempo.received[0].body == tempo.received[2].body
+    assert asked == ["7", None]  # the wait the destination asked for, then backoff
     state = forwarder.status()
     assert (state["sent"], state["retried"], state["dropped"], state["queued"]) == (2, 2, 0, 0)
-    assert f"HTTP {status}" in state["last_error"]
+    assert (state["last_error"], state["last_error_at"]) == ("", None)  # delivered since
     forwarder.offer(two_spans(), "application/json", 2)  # delivered once, not again and again
     wait_until(lambda: forwarder.status()["sent"] == 4, what="delivery")
     assert len(tempo.received) == 4
+
+
+def test_retry_after_is_the_wait() -> None:
+    assert forward.Backoff(0.2, 30).delay("7") == 7
+    assert forward.Backoff(0.2, 30).delay("0") == 0.2  # "0" makes no busy loop
+
+
+def test_the_last_error_has_a_time_and_a_delivery_clears_it(
+    destinations: Any, forwarders: Any
+) -> None:
+    tempo = destinations()
+    tempo.default = 503
+    forwarder = forwarders(Destination("traces", tempo.url(), {}))
+    before = time.time()
+    forwarder.offer(two_spans(), "application/json", 2)
+    state = wait_until(
+        lambda: (s := forwarder.status())["last_error"].startswith("HTTP 503") and s,
+        what="the error",
+    )
+    assert before <= state["last_error_at"] <= time.time()
+    tempo.default = 200
+    wait_until(lambda: forwarder.status()["sent"] == 2, what="delivery")
+    assert (forwarder.status()["last_error"], forwarder.status()["last_error_at"]) == ("", None)
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 413])
@@ -239,22 +373,26 @@ def test_refused_request_is_dropped_not_retried(
     tempo = destinations(answers=[(status, {})])
     forwarder = forwarders(Destination("traces", tempo.url(), {}))
     forwarder.offer(two_spans(), "application/json", 2)
+    wait_until(lambda: forwarder.status()["dropped"] == 2, what="the drop")
+    state = forwarder.status()
+    assert (state["retried"], state["queued"]) == (0, 0)
+    assert state["last_error"].startswith(f"HTTP {status}")
+    assert state["last_error_at"] is not None
     forwarder.offer(json_traces(span(TRACE, "eee19b7ec3c1b176")), "application/json", 1)
     wait_until(lambda: forwarder.status()["sent"] == 1, what="the next request's delivery")
     assert len(tempo.received) == 2  # the refused one once, then the next one
     state = forwarder.status()
     assert (state["dropped"], state["retried"], state["queued"]) == (2, 0, 0)
-    assert state["last_error"].startswith(f"HTTP {status}")
 
 
 def test_unconvertible_json_is_dropped(destinations: Any, forwarders: Any) -> None:
     tempo = destinations()
     forwarder = forwarders(Destination("traces", tempo.url(), {}))
     forwarder.offer(b'{"resourceSpans": [{"scopeSpans": 7}]}', "application/json", 1)
+    wait_until(lambda: forwarder.status()["dropped"] == 1, what="the drop")
+    assert "protobuf" in forwarder.status()["last_error"]
     forwarder.offer(two_spans(), "application/json", 2)
     wait_until(lambda: forwarder.status()["sent"] == 2, what="delivery")
-    assert forwarder.status()["dropped"] == 1
-    assert "protobuf" in forwarder.status()["last_error"]
     assert len(tempo.received) == 1
 
 
@@ -277,43 +415,123 @@ def test_records_wait_for_a_destination_that_is_down(destinations: Any, forwarde
         check_logs(got.body)
 
 
-def test_a_full_queue_drops_and_counts(destinations: Any, forwarders: Any) -> None:
+def test_a_url_that_is_no_http_url_is_refused(forwardings: Any) -> None:
+    for url in ("ftp://example.com/v1/traces", "tempo:4318", "http:///v1/traces"):
+        with pytest.raises(ValueError):
+            forwardings(Destination("traces", url, {}))
+
+
+# -- the queue in the database ------------------------------------------------------------
+
+
+def test_a_restart_sends_what_was_left_once_and_in_order(
+    destinations: Any, forwardings: Any
+) -> None:
     port = free_port()
-    body = two_logs()
-    forwarder = forwarders(
-        Destination("logs", f"http://127.0.0.1:{port}/v1/logs", {}),
-        max_queue_bytes=2 * len(body) + 10,
-    )
-    for _ in range(5):
-        forwarder.offer(body, "application/json", 2)  # never blocks
+    down = Destination("logs", f"http://127.0.0.1:{port}/v1/logs", {})
+    first = forwardings(down)
+    (forwarder,) = first.by_kind["logs"]
+    for n in range(5):
+        forwarder.offer(log_body(n), "application/json", 1)
+    wait_until(lambda: forwarder.status()["retried"] >= 1, what="a retry")
+    forwardings.stop(first)  # bass stops while the destination is down: nothing is dropped
     state = forwarder.status()
-    assert (state["queued"], state["dropped"]) == (4, 6)
-    assert state["last_error"] == "queue full"
+    assert (state["sent"], state["dropped"], state["queued"]) == (0, 0, 5)
+    assert entries(forwardings) == 5
+
+    loki = destinations(port=port)
+    second = forwardings(down)
+    wait_until(lambda: second.by_kind["logs"][0].status()["sent"] == 5, what="delivery")
+    assert lines(loki) == [f"line {n}" for n in range(5)]
+    forwardings.stop(second)
+
+    third = forwardings(down)  # what was sent is not sent again
+    third.by_kind["logs"][0].offer(log_body(5), "application/json", 1)
+    wait_until(lambda: len(loki.received) == 6, what="the new request")
+    assert lines(loki) == [f"line {n}" for n in range(6)]
+
+
+def test_a_new_destination_is_not_sent_the_past(destinations: Any, forwardings: Any) -> None:
+    old = Destination("logs", f"http://127.0.0.1:{free_port()}/v1/logs", {})
+    first = forwardings(old)
+    for n in range(3):
+        offer_all(first, "logs", log_body(n))
+    wait_until(lambda: entries(forwardings) == 3, what="the queue written")
+    forwardings.stop(first)
+
+    loki = destinations()
+    second = forwardings(old, Destination("logs", loki.url("/v1/logs"), {}))
+    waiting, new = second.by_kind["logs"]
+    offer_all(second, "logs", log_body(3))
+    wait_until(lambda: new.status()["sent"] == 1, what="delivery")
+    assert lines(loki) == ["line 3"]
+    assert waiting.status()["queued"] == 4
+    assert entries(forwardings) == 4  # kept once for both
+
+
+def test_a_destination_no_longer_configured_leaves_nothing_behind(forwardings: Any) -> None:
+    first = forwardings(Destination("logs", f"http://127.0.0.1:{free_port()}/v1/logs", {}))
+    for n in range(3):
+        offer_all(first, "logs", log_body(n))
+    wait_until(lambda: entries(forwardings) == 3, what="the queue written")
+    forwardings.stop(first)
+
+    forwardings()  # started without it: its cursor and what it never sent go
+    wait_until(lambda: entries(forwardings) == 0, what="the deletes")
+    assert count(forwardings.db_path, "forward_cursors") == 0
+
+
+def test_the_cap_drops_the_oldest_and_counts(destinations: Any, forwardings: Any) -> None:
+    port = free_port()
+    fits = 2 * len(log_body(0)) + 10  # two entries
+    forwarding = forwardings(
+        Destination("logs", f"http://127.0.0.1:{port}/v1/logs", {}), max_queue_bytes=fits
+    )
+    (forwarder,) = forwarding.by_kind["logs"]
+    forwarder.offer(log_body(0), "application/json", 1)
+    wait_until(lambda: forwarder.status()["retried"] >= 1, what="line 0 under way")
+    for n in range(1, 5):
+        forwarder.offer(log_body(n), "application/json", 1)  # never blocks
+    # lines 0-2 leave the queue; 0, being sent, is still sent: 1 and 2 are lost
+    wait_until(lambda: forwarder.status()["dropped"] == 2, what="the drops")
+    wait_until(lambda: entries(forwardings) == 2, what="the trim")
+    assert forwarder.status()["queued"] == 3
 
     loki = destinations(port=port)
 
-    wait_until(lambda: forwarder.status()["sent"] == 4, what="delivery once up")
-    assert len(loki.received) == 2
-    forwarder.offer(body, "application/json", 2)  # room again
-    wait_until(lambda: forwarder.status()["sent"] == 6, what="delivery")
-    assert forwarder.status()["dropped"] == 6
+    wait_until(lambda: forwarder.status()["sent"] == 3, what="delivery once up")
+    assert lines(loki) == ["line 0", "line 3", "line 4"]
+    assert forwarder.status()["dropped"] == 2
 
 
-def test_close_gives_up_on_what_cannot_be_delivered() -> None:
-    forwarder = Forwarder(
-        Destination("logs", f"http://127.0.0.1:{free_port()}/v1/logs", {}), backoff_first=0.02
-    )
-    forwarder.offer(two_logs(), "application/json", 2)
-    forwarder.offer(two_logs(), "application/json", 2)
-    forwarder.close(timeout=0.2)
+def test_an_idle_connection_the_destination_closed_is_no_retry(forwarders: Any) -> None:
+    """A destination closes a kept-alive connection once idle (uvicorn: after 5 s); this
+    one does right after answering, without saying so. The next request fails on it
+    before any answer, and goes again at once on a new connection: not a retry."""
+    server = ClosingServer([200] * 3)
+    forwarder = forwarders(Destination("logs", server.url, {}))
+    for n in range(3):
+        forwarder.offer(log_body(n), "application/json", 1)
+        wait_until(lambda n=n: forwarder.status()["sent"] == n + 1, what="delivery")
     state = forwarder.status()
-    assert (state["sent"], state["dropped"], state["queued"]) == (0, 4, 0)
+    assert (state["retried"], state["dropped"], state["last_error"]) == (0, 0, "")
+    assert server.connections == 3
+    assert server.bodies == [json_to_protobuf("logs", log_body(n)) for n in range(3)]
+    server.close()
 
 
-def test_a_url_that_is_no_http_url_is_refused() -> None:
-    for url in ("ftp://example.com/v1/traces", "tempo:4318", "http:///v1/traces"):
-        with pytest.raises(ValueError):
-            Forwarder(Destination("traces", url, {}))
+def test_a_new_connection_that_fails_is_a_retry(forwarders: Any) -> None:
+    server = ClosingServer([200, None, 503, 200])  # None: closed without an answer
+    forwarder = forwarders(Destination("logs", server.url, {}))
+    forwarder.offer(log_body(0), "application/json", 1)
+    wait_until(lambda: forwarder.status()["sent"] == 1, what="delivery")
+    forwarder.offer(log_body(1), "application/json", 1)
+    wait_until(lambda: forwarder.status()["sent"] == 2, what="delivery")
+    # line 1: the kept connection is closed (free), a new one closed without answer
+    # (retry 1), a new one answered 503 (retry 2), kept and closed (free), a new one 200
+    assert forwarder.status()["retried"] == 2
+    assert server.connections == 4
+    server.close()
 
 
 # -- end to end through the app -----------------------------------------------------------
@@ -422,18 +640,42 @@ def test_the_app_keeps_ingesting_while_the_destination_is_down(
     ]
 
 
+def test_the_app_keeps_an_entry_once_and_deletes_it_once_all_have_sent_it(
+    destinations: Any, make_app: Any
+) -> None:
+    up, port = destinations(), free_port()
+    late = Destination("logs", f"http://127.0.0.1:{port}/v1/logs", {})
+    app = make_app(forward=[Destination("logs", up.url("/v1/logs"), {}), late])
+    headers = {"Content-Type": "application/json"}
+    for n in range(3):
+        assert app.client.post("/v1/logs", content=log_body(n), headers=headers).status_code == 200
+
+    def saved(url: str) -> int:
+        return app.rows("SELECT position FROM forward_cursors WHERE url = ?", url)[0]["position"]
+
+    wait_until(lambda: app.count("forward_queue") == 3, what="the queue written")
+    last = app.rows("SELECT MAX(id) AS n FROM forward_queue")[0]["n"]
+    wait_until(lambda: saved(up.url("/v1/logs")) == last, what="the first one's cursor saved")
+    assert app.count("forward_queue") == 3  # once for both; kept for the one down
+    assert saved(late.url) < last
+
+    destinations(port=port)
+
+    wait_until(lambda: app.count("forward_queue") == 0, what="the deletes")
+    assert saved(late.url) == last
+    assert [f["sent"] for f in app.client.get("/api/status").json()["forwarding"]] == [3, 3]
+
+
 def test_the_status_page_shows_the_counters(destinations: Any, make_app: Any) -> None:
     tempo = destinations(answers=[*[(503, {"Retry-After": "0"})] * 3, (400, {})])
     app = make_app(forward=[Destination("traces", tempo.url(), {})])
     headers = {"Content-Type": "application/json"}
     app.client.post("/v1/traces", content=two_spans(), headers=headers)  # retried, then refused
-    app.client.post(
-        "/v1/traces", content=json_traces(span(TRACE, "eee19b7ec3c1b179")), headers=headers
-    )
-    wait_until(lambda: forwarding(app)["traces"]["sent"] == 1, what="delivery")
+    wait_until(lambda: forwarding(app)["traces"]["dropped"] == 2, what="the drop")
     state = forwarding(app)["traces"]
-    assert (state["sent"], state["retried"], state["dropped"], state["queued"]) == (1, 3, 2, 0)
+    assert (state["sent"], state["retried"], state["dropped"], state["queued"]) == (0, 3, 2, 0)
     assert state["last_error"].startswith("HTTP 400")
+    assert isinstance(state["last_error_at"], float)
 
     page = app.client.get("/status")
     assert page.status_code == 200
@@ -441,5 +683,11 @@ def test_the_status_page_shows_the_counters(destinations: Any, make_app: Any) ->
     assert row is not None
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
     assert cells[0] == "traces"
-    assert cells[2:6] == ["1", "3", "2", "0"]  # sent, retried, dropped, queued
+    assert cells[2:6] == ["0", "3", "2", "0"]  # sent, retried, dropped, queued
     assert cells[6].startswith("HTTP 400")
+
+    app.client.post(
+        "/v1/traces", content=json_traces(span(TRACE, "eee19b7ec3c1b179")), headers=headers
+    )
+    wait_until(lambda: forwarding(app)["traces"]["sent"] == 1, what="delivery")
+    assert forwarding(app)["traces"]["last_error"] == ""

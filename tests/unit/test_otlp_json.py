@@ -662,3 +662,46 @@ def test_a_structural_error_after_good_spans_still_refuses_everything() -> None:
     payload["resourceSpans"].append({"scopeSpans": [{"spans": [{"attributes": [{}]}]}]})
     with pytest.raises(OTLPDecodeError, match=r"resourceSpans\[1\]"):
         otlp_json.decode_traces(as_body(payload))
+
+
+# -- hostile values (issue 9) -------------------------------------------------------------
+
+
+def test_lone_surrogates_are_scrubbed_at_any_depth_in_keys_and_values() -> None:
+    """The scrubber walks with a stack: a document as deep as json.loads goes (or
+    deeper) does not reach Python's recursion limit."""
+    root: list[Any] = []
+    node = root
+    for _ in range(5000):
+        child: list[Any] = []
+        node.append(child)
+        node = child
+    node.append({"k\udfff": "v\ud800", "ok": "fine"})
+    scrubbed = otlp_json._scrub({"top\ud800": root})
+    node = scrubbed["top\ufffd"]
+    for _ in range(5000):
+        (node,) = node
+    assert node == [{"k\ufffd": "v\ufffd", "ok": "fine"}]
+
+
+def test_any_value_nesting_is_bounded() -> None:
+    value: dict[str, Any] = {"stringValue": "bottom"}
+    for _ in range(otlp_json.MAX_DEPTH):
+        value = {"arrayValue": {"values": [value]}}
+    assert json.dumps(otlp_json.any_value(value)).count("[") == otlp_json.MAX_DEPTH
+    with pytest.raises(OTLPDecodeError, match="nested deeper than 32 levels") as refused:
+        otlp_json.any_value({"kvlistValue": {"values": [{"key": "k", "value": value}]}})
+    assert refused.value.path.startswith("kvlistValue.values[0].value.arrayValue.values[0]")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [1.0, float("-inf")]])
+def test_to_json_refuses_what_json_cannot_hold(value: Any) -> None:
+    with pytest.raises(OTLPDecodeError, match="not representable as JSON"):
+        otlp_json.to_json({"x": value})
+
+
+@pytest.mark.parametrize("status", [["ok"], {"a": "ok"}, 3, None, float("nan"), "bogus"])
+def test_a_bass_status_that_is_no_status_word_is_derived(status: Any) -> None:
+    assert otlp_json.derive_status(status, 0, 0) == "running"
+    assert otlp_json.derive_status(status, 5, 2) == "failed"
+    assert otlp_json.derive_status("timeout", 5, 1) == "timeout"

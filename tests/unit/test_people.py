@@ -241,7 +241,7 @@ def test_a_csrf_token_with_odd_characters_is_refused_not_a_500(app: App) -> None
     app.client.get("/")
     response = app.client.post(
         "/pipelines/demo/trigger",
-        content="csrf=%C3%A9%ED%A0%80".encode(),
+        content=b"csrf=%C3%A9%ED%A0%80",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code in (400, 403)
