@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.request
 
 from bass.auth import Users
 from tests.conftest import http
+from tests.e2e.waiting import wait_until
 
 JOB = r"""#!/usr/bin/env python3
 from bass import build
@@ -41,8 +41,6 @@ def test_a_build_on_a_network_server_reports_with_its_job_token(repo, serve, wor
         assert status == 200, body
         return body
 
-    from tests.e2e.waiting import wait_until
-
     ended = wait_until(lambda: (b := build())["state"] not in ("queued", "running") and b,
                        "the build to end", context=server.output)  # fmt: skip
     assert ended["state"] == "ok", server.output()
@@ -55,16 +53,9 @@ def test_a_build_on_a_network_server_reports_with_its_job_token(repo, serve, wor
     names = json.dumps(tree["spans"])
     assert '"hello"' in names and '"world"' in names
     # a stranger's exporter gets nothing in
-    request = urllib.request.Request(
-        f"{server.url}/v1/traces",
-        data=b'{"resourceSpans": []}',
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     status, _ = http("POST", f"{server.url}/v1/logs", body={"resourceLogs": [{"scopeLogs": [
         {"logRecords": [{"body": {"stringValue": "x"}, "traceId": "ab" * 16}]}]}]},
         headers={"Content-Type": "application/json"})  # fmt: skip
     assert status == 401
-    assert request.full_url.endswith("/v1/traces")
     # and people must log in
     assert http("GET", f"{server.url}/api/status")[0] == 401
