@@ -246,6 +246,11 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--port", type=int, default=DEFAULTS.port, help="port to listen on (default %(default)s)"
     )
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve a non-loopback --host without users (anyone who reaches it can do all)",
+    )
 
 
 def _tmp() -> str:
@@ -290,7 +295,7 @@ def serve(args: argparse.Namespace) -> int:
     from bass.auth import UsersError
     from bass.config import Destination
     from bass.ingest.forward import Forwarder, parse_headers
-    from bass.server import render_once, run_server
+    from bass.server import refuse_an_open_network, render_once, run_server
 
     settings = Settings(
         pipelines_file=args.pipelines_file,
@@ -331,7 +336,7 @@ def serve(args: argparse.Namespace) -> int:
         settings.forward += [Destination("logs", url, headers) for url in args.forward_logs]
         for destination in settings.forward:
             Forwarder.check_url(destination.url)
-        _refuse_an_open_network(settings)
+        refuse_an_open_network(settings)
     except (config_files.ConfigError, UsersError, ValueError) as e:
         print(f"bass serve: {e}", file=sys.stderr)
         return 2
@@ -352,25 +357,6 @@ def serve(args: argparse.Namespace) -> int:
     if args.get:
         return render_once(settings, args.get)
     return run_server(settings)
-
-
-def _refuse_an_open_network(settings: Settings) -> None:
-    """Bound to a network address, bass must know its people and its workers."""
-    from bass.auth import Users
-
-    if settings.loopback_only() or settings.insecure:
-        return
-    missing = []
-    if not Users(settings.users_file).any():
-        missing.append(f"a users file ({settings.users_file}: bass user add NAME)")
-    if not settings.config.worker_keys:
-        missing.append(f"worker keys ({settings.worker_keys_file}: one key per line)")
-    if missing:
-        raise ValueError(
-            f"--host {settings.host} lets other machines in, but there is no "
-            + " and no ".join(missing)
-            + ": add them, or bind to 127.0.0.1, or pass --insecure to serve it open"
-        )
 
 
 def worker(args: argparse.Namespace) -> int:

@@ -83,7 +83,7 @@ def prepare(root: Path) -> tuple[Path, dict[str, dict]]:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from bass.server import run_server
+    from bass.server import refuse_an_open_network, run_server
 
     root = Path(args.dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,13 @@ def demo(args: argparse.Namespace) -> int:
         port=args.port,
         local_worker=True,
         workspace_root=str(root / "workspace"),
+        insecure=args.insecure,
     ).load_files()
+    try:
+        refuse_an_open_network(settings)
+    except ValueError as e:
+        print(f"bass demo: {e}", file=sys.stderr)
+        return 2
     url = settings.local_url()
     head = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True

@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 
 from bass.app import create_app
+from bass.auth import Users
 from bass.config import Settings
 
 log = logging.getLogger("bass")
@@ -73,6 +74,24 @@ def run_server(settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if server.started else 1
+
+
+def refuse_an_open_network(settings: Settings) -> None:
+    """Bound to a network address, bass must know its people and its workers: raise
+    ValueError saying what to add, unless --insecure."""
+    if settings.loopback_only() or settings.insecure:
+        return
+    missing = []
+    if not Users(settings.users_file).any():
+        missing.append(f"a users file ({settings.users_file}: bass user add NAME)")
+    if not settings.config.worker_keys:
+        missing.append(f"worker keys ({settings.worker_keys_file}: one key per line)")
+    if missing:
+        raise ValueError(
+            f"--host {settings.host} lets other machines in, but there is no "
+            + " and no ".join(missing)
+            + ": add them, or bind to 127.0.0.1, or pass --insecure to serve it open"
+        )
 
 
 def render_once(settings: Settings, path: str) -> int:

@@ -245,3 +245,10 @@ def test_a_csrf_token_with_odd_characters_is_refused_not_a_500(app: App) -> None
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert response.status_code in (400, 403)
+
+
+def test_the_demo_on_a_network_address_is_refused_too(tmp_path: Path) -> None:
+    result = _bass("demo", "--dir", str(tmp_path / "demo"), "--host", "0.0.0.0",
+                   "--port", "1", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert "users file" in result.stderr and "--insecure" in result.stderr
