@@ -42,6 +42,7 @@ from bass.store import telemetry
 from bass.store.db import Database
 from bass.ui import (
     PACKAGE_DIR,
+    actions,
     builds,
     home,
     login,
@@ -154,6 +155,7 @@ def create_app(settings: Settings) -> Starlette:
         *receiver.routes,
         *home.routes,
         *pipelines.routes,
+        *actions.routes,
         *builds.routes,
         *query_api.routes,
         *search.routes,

@@ -35,6 +35,9 @@ KNOWN_FIELDS = {
     "description",
     "keep-builds",
     "webhook-secret",
+    "branches",
+    "concurrency",
+    "cancel-superseded",
 }
 
 
@@ -182,7 +185,7 @@ def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
     argv_ok = isinstance(exec_, list) and exec_ and all(isinstance(a, str) for a in exec_)
     if not argv_ok and not (isinstance(exec_, str) and exec_.strip()):
         raise fail("exec", "required, a non-empty list of strings (argv) or a string")
-    for name in ("ref", "cwd", "tag-pattern", "description", "webhook-secret"):
+    for name in ("ref", "cwd", "tag-pattern", "description", "webhook-secret", "branches"):
         if pipeline.get(name) is not None and not isinstance(pipeline[name], str):
             raise fail(name, "must be a string")
     cwd = pipeline.get("cwd")
@@ -193,11 +196,19 @@ def check_pipeline(pipeline: Any, where: str) -> dict[str, Any]:
         tags = pipeline["worker-tags"] = []
     if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
         raise fail("worker-tags", "must be a list of non-empty strings")
-    if pipeline.get("tag-pattern") is not None:
-        try:
-            re.compile(pipeline["tag-pattern"])
-        except re.error as e:
-            raise fail("tag-pattern", f"invalid regular expression: {e}") from None
+    for name in ("tag-pattern", "branches"):
+        if pipeline.get(name) is not None:
+            try:
+                re.compile(pipeline[name])
+            except re.error as e:
+                raise fail(name, f"invalid regular expression: {e}") from None
+    concurrency = pipeline.get("concurrency")
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise fail("concurrency", "must be a whole number of builds, at least 1")
+    if not isinstance(pipeline.get("cancel-superseded", False), bool):
+        raise fail("cancel-superseded", "must be true or false")
     if pipeline.get("timeout") is not None:
         pipeline["timeout"] = _seconds(pipeline["timeout"], fail, "timeout")
     keep = pipeline.get("keep-builds")

@@ -174,9 +174,3 @@ def _with_headers(response: Response) -> Response:
     for name, value in SECURITY_HEADERS:
         response.headers[name.decode()] = value.decode()
     return response
-
-
-def people_base_url(request: Request) -> str:
-    """The base of links meant for people: --public-url when it is set, else the
-    (allowed) host the request came to."""
-    return str(request.scope.get("bass.public_base") or request.base_url).rstrip("/")

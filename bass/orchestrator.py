@@ -23,7 +23,8 @@ from typing import Any
 
 from bass import states
 from bass.config import PIPELINE_NAME, Config
-from bass.store import builds
+from bass.store import builds, telemetry
+from bass.store.builds import Source
 from bass.store.db import Database
 
 log = logging.getLogger("bass.orchestrator")
@@ -34,6 +35,10 @@ OnFinished = Callable[[dict[str, Any]], Awaitable[None]]
 
 class UnknownPipeline(LookupError):
     pass
+
+
+class NotBuilt(Exception):
+    """The pipeline does not build this (its tag-pattern, its branches): the reason."""
 
 
 class UnknownBuild(LookupError):
@@ -87,18 +92,23 @@ class Orchestrator:
         trigger: str,
         changed_refs: list[str] | None = None,
         tags: list[str] | None = None,
-    ) -> dict[str, Any] | None:
-        """Queue a build; None when the pipeline's tag-pattern suppresses it."""
+        source: Source | None = None,
+        rerun_of: int | None = None,
+    ) -> dict[str, Any]:
+        """Queue a build of what `source` says (default: the pipeline's ref head).
+        Raises UnknownPipeline, or NotBuilt when the pipeline does not build it."""
         config = self.config.pipelines.get(pipeline)
         if config is None:
             raise UnknownPipeline(pipeline)
+        source = source or Source()
+        if rerun_of is None:
+            reason = not_built(config, source, tags or [])
+            if reason:
+                log.info("%s: not built: %s", pipeline, reason)
+                raise NotBuilt(reason)
         # what the build keeps of its pipeline goes to its worker and into the database:
         # not the secret deliveries are checked with
         config = {k: v for k, v in config.items() if k != "webhook-secret"}
-        pattern = config.get("tag-pattern")
-        if pattern and not any(re.search(pattern, tag) for tag in tags or []):
-            log.info("%s: suppressed, no tag in %s matches %r", pipeline, tags or [], pattern)
-            return None
         build = await self.db.awrite(
             builds.enqueue,
             pipeline=pipeline,
@@ -109,10 +119,46 @@ class Orchestrator:
             trace_id=secrets.token_hex(16),
             root_span_id=secrets.token_hex(8),
             now=self.clock(),
+            source=source,
+            rerun_of=rerun_of,
         )
         log.info("%s #%d queued (%s)", pipeline, build["number"], trigger)
+        if config.get("cancel-superseded") and source.branch:
+            await self._supersede(build)
         self._wake_workers()
         return build
+
+    async def _supersede(self, build: dict[str, Any]) -> None:
+        """The older queued and running builds of the new build's branch end (queued
+        ones now, running ones at their worker's next heartbeat)."""
+        older = await self.db.aread(
+            builds.superseded, build["pipeline"], build["branch"], build["number"]
+        )
+        for old in older:
+            await self.cancel(old["id"], f"cancelled: superseded by #{build['number']}")
+
+    async def rerun(self, build: dict[str, Any], trigger: str = "rerun") -> dict[str, Any]:
+        """Build again what `build` built: the same commit (the one its checkout ran on
+        when it asked only for a ref), the same changeset."""
+        source = Source.of(build)
+        if source.commit is None:
+            source.commit = await self.db.aread(telemetry.checked_out_commit, build["trace_id"])
+        return await self.enqueue(
+            build["pipeline"],
+            trigger=trigger,
+            changed_refs=build["changed_refs"],
+            tags=build["tags"],
+            source=source,
+            rerun_of=build["id"],
+        )
+
+    async def set_paused(self, pipeline: str, paused: bool) -> None:
+        """Pause a pipeline (its builds are queued, not started) or resume it."""
+        if pipeline not in self.config.pipelines:
+            raise UnknownPipeline(pipeline)
+        await self.db.awrite(builds.set_paused, pipeline, paused)
+        log.info("%s %s", pipeline, "paused" if paused else "resumed")
+        self._wake_workers()
 
     # -- workers ----------------------------------------------------------------------
 
@@ -145,6 +191,11 @@ class Orchestrator:
                 lease_seconds=self.lease_seconds if heartbeats else None,
                 worker_key=worker_key,
                 job_token=token_hash(token),
+                limits={
+                    name: p["concurrency"]
+                    for name, p in self.config.pipelines.items()
+                    if p.get("concurrency")
+                },
             )
             if build is not None:
                 log.info("%s #%d claimed by %s", build["pipeline"], build["number"], worker)
@@ -182,9 +233,11 @@ class Orchestrator:
         """Shutting down: answer every waiting worker now (with nothing)."""
         self.closing = True
 
-    async def check_holder(self, build_id: int, worker_key: str, token: str | None) -> None:
-        """Raise UnknownBuild, NotRunning or NotHolder unless the caller, holding the key
-        named `worker_key` and the job token `token`, is the worker running the build."""
+    async def check_holder(
+        self, build_id: int, worker_key: str, token: str | None
+    ) -> dict[str, Any]:
+        """The build; raise UnknownBuild, NotRunning or NotHolder unless the caller, holding
+        the key named `worker_key` and the job token `token`, is the worker running it."""
         build = await self.db.aread(builds.get, build_id)
         if build is None:
             raise UnknownBuild(build_id)
@@ -196,6 +249,7 @@ class Orchestrator:
             token and hmac.compare_digest(build["job_token"], token_hash(token))
         ):
             raise NotHolder("a wrong or missing job token")
+        return build
 
     async def heartbeat(
         self, build_id: int, worker_key: str, token: str | None
@@ -211,18 +265,22 @@ class Orchestrator:
         self, build_id: int, status: str, message: str | None, worker_key: str, token: str | None
     ) -> dict[str, Any] | None:
         """A worker's result for the build it holds (see check_holder); None if the build
-        ended meanwhile."""
-        await self.check_holder(build_id, worker_key, token)
+        ended meanwhile. A build cancelled for a reason (superseded) keeps that reason."""
+        held = await self.check_holder(build_id, worker_key, token)
+        if status == states.CANCELLED and held["cancel_requested"] and held["message"]:
+            message = None
         return await self._finish(build_id, status, message)
 
-    async def cancel(self, build_id: int) -> dict[str, Any] | None:
+    async def cancel(
+        self, build_id: int, reason: str = "cancelled from the dashboard"
+    ) -> dict[str, Any] | None:
         """Cancel a build: a queued one ends now, a running one at its worker's next
         heartbeat (a worker that does not heartbeat cannot be told, so it ends now)."""
-        build = await self.db.awrite(builds.request_cancel, build_id)
+        build = await self.db.awrite(builds.request_cancel, build_id, reason)
         if build is None:
             return None
         if build["state"] == states.QUEUED or build["lease_expires"] is None:
-            return await self._finish(build_id, states.CANCELLED, "cancelled from the dashboard")
+            return await self._finish(build_id, states.CANCELLED, reason)
         return build
 
     async def reap(self) -> list[dict[str, Any]]:
@@ -288,6 +346,7 @@ class Orchestrator:
         build = await self.db.awrite(finish)
         if build is None:
             return None
+        self._wake_workers()  # a pipeline with a concurrency limit may have a free slot
         log.info("%s #%d %s", build["pipeline"], build["number"], status)
         for callback in self.on_finished:
             try:
@@ -325,8 +384,38 @@ class Orchestrator:
             "number": build["number"],
             "tags": build["tags"],
             "job-token": build.get("job-token"),
+            # what to build (docs/contracts.md, "Job JSON"): null means the pipeline's ref
+            "commit": build.get("commit_sha"),
+            "ref": build.get("ref"),
+            "branch": build.get("branch"),
+            "tag": build.get("tag"),
+            "before": build.get("before_sha"),
+            "changed-files": build.get("changed_files"),
             "lease-seconds": self.lease_seconds if build["lease_expires"] else None,
             "heartbeat-url": f"{base}/jobs/{build['id']}/heartbeat",
             "result-url": f"{base}/jobs/{build['id']}/result",
             "build-url": f"{people}/pipelines/{build['pipeline']}/{build['number']}",
         }
+
+
+def not_built(pipeline: dict[str, Any], source: Source, tags: list[str]) -> str | None:
+    """Why a pipeline does not build this, or None when it does. A pushed branch must
+    match the pipeline's `branches` (a regex; default: its `ref` only); a pushed tag, or
+    the tags a prototype webhook names, its `tag-pattern`."""
+    pattern = pipeline.get("tag-pattern")
+    if source.tag is not None:
+        if not pattern:
+            return f"tag {source.tag}: the pipeline has no tag-pattern"
+        if not re.search(pattern, source.tag):
+            return f"tag {source.tag} does not match the tag-pattern"
+        return None
+    if pattern and not any(re.search(pattern, tag) for tag in tags):
+        return "suppressed by the tag-pattern"
+    if source.branch is not None:
+        branches = pipeline.get("branches")
+        if branches is not None:
+            if not re.fullmatch(branches, source.branch):
+                return f"branch {source.branch} does not match branches {branches!r}"
+        elif pipeline.get("ref") and source.branch != pipeline["ref"]:
+            return f"branch {source.branch} is not the pipeline's ref {pipeline['ref']}"
+    return None

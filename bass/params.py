@@ -114,3 +114,9 @@ def string_list(value: Any, name: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return [v for v in value if v]
     raise HTTPException(400, f'"{name}" must be a list of strings or a comma-separated string')
+
+
+def people_base_url(request: Request) -> str:
+    """The base of links meant for people: --public-url when it is set, else the
+    (allowed) host the request came to."""
+    return str(request.scope.get("bass.public_base") or request.base_url).rstrip("/")

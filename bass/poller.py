@@ -16,8 +16,9 @@ import subprocess
 import time
 from typing import Any
 
-from bass.orchestrator import Orchestrator, UnknownPipeline
+from bass.orchestrator import NotBuilt, Orchestrator, UnknownPipeline
 from bass.store import polls
+from bass.store.builds import Source
 
 log = logging.getLogger("bass.poller")
 
@@ -67,14 +68,16 @@ async def poll_once(orchestrator: Orchestrator, name: str, pipeline: dict[str, A
         return False
     try:
         build = await orchestrator.enqueue(
-            name, trigger="poll", changed_refs=[f"{seen['commit_id']}..{commit}"]
+            name,
+            trigger="poll",
+            changed_refs=[f"{seen['commit_id']}..{commit}"],
+            source=Source(commit=commit, before=seen["commit_id"]),
         )
-    except UnknownPipeline:
+    except (UnknownPipeline, NotBuilt):
         return False
-    if build is not None:
-        log.info("%s: %s moved to %s, build #%d queued", name, ref or "HEAD", commit[:12],
-                 build["number"])  # fmt: skip
-    return build is not None
+    log.info("%s: %s moved to %s, build #%d queued", name, ref or "HEAD", commit[:12],
+             build["number"])  # fmt: skip
+    return True
 
 
 async def poll_forever(orchestrator: Orchestrator) -> None:

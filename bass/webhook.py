@@ -14,9 +14,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bass import auth
-from bass.guard import people_base_url
-from bass.orchestrator import Orchestrator, UnknownPipeline
-from bass.params import json_object, read_body, string_list
+from bass.orchestrator import NotBuilt, Orchestrator, UnknownPipeline
+from bass.params import json_object, people_base_url, read_body, string_list
 from bass.refs import redact_url, valid_changed_ref
 
 
@@ -108,19 +107,21 @@ async def webhook(request: Request) -> Response:
         )
     except UnknownPipeline:
         raise HTTPException(404, f"no pipeline named {name!r}") from None
-    if build is None:
-        return JSONResponse({"queued": False, "reason": "suppressed by the tag-pattern"})
-    base = people_base_url(request)
-    return JSONResponse(
-        {
-            "queued": True,
-            "id": build["id"],
-            "pipeline": build["pipeline"],
-            "number": build["number"],
-            "trace-id": build["trace_id"],
-            "url": f"{base}/pipelines/{build['pipeline']}/{build['number']}",
-        }
-    )
+    except NotBuilt as e:
+        return JSONResponse({"queued": False, "reason": str(e)})
+    return JSONResponse(queued_answer(build, people_base_url(request)))
+
+
+def queued_answer(build: dict[str, Any], base: str) -> dict[str, Any]:
+    """What a trigger answers when it queued a build (the webhook, the JSON API)."""
+    return {
+        "queued": True,
+        "id": build["id"],
+        "pipeline": build["pipeline"],
+        "number": build["number"],
+        "trace-id": build["trace_id"],
+        "url": f"{base}/pipelines/{build['pipeline']}/{build['number']}",
+    }
 
 
 async def pipelines(request: Request) -> Response:

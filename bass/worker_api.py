@@ -18,9 +18,8 @@ from starlette.routing import Route
 
 from bass import states
 from bass.auth import same_secret
-from bass.guard import people_base_url
 from bass.orchestrator import NotHolder, NotRunning, Orchestrator, UnknownBuild
-from bass.params import read_json, string_list
+from bass.params import people_base_url, read_json, string_list
 
 MAX_WAIT = 60.0
 T = TypeVar("T")

@@ -7,11 +7,45 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from bass_builder import STATUSES  # the statuses a build may end with, the builder's own
 
-_JSON_COLUMNS = ("changed_refs", "tags", "worker_tags", "config")
+_JSON_COLUMNS = ("changed_refs", "tags", "worker_tags", "config", "changed_files")
+
+
+@dataclass
+class Source:
+    """What a build builds, as a trigger says it (all optional): the pushed `branch` or
+    `tag`, the `commit` to run on, else a `ref` to resolve (else the pipeline's ref),
+    the commit `before` the push and the `changed_files` a forge listed (the changeset),
+    and what the forge says of the head commit."""
+
+    branch: str | None = None
+    tag: str | None = None
+    commit: str | None = None
+    ref: str | None = None
+    before: str | None = None
+    changed_files: list[str] | None = None
+    message: str | None = None
+    author: str | None = None
+    compare_url: str | None = None
+
+    @classmethod
+    def of(cls, build: dict[str, Any]) -> Source:
+        """The source a build row recorded (what a rerun builds again)."""
+        return cls(
+            branch=build.get("branch"),
+            tag=build.get("tag"),
+            commit=build.get("commit_sha"),
+            ref=build.get("ref"),
+            before=build.get("before_sha"),
+            changed_files=build.get("changed_files"),
+            message=build.get("commit_message"),
+            author=build.get("author"),
+            compare_url=build.get("compare_url"),
+        )
 
 
 def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -34,19 +68,37 @@ def enqueue(
     now: float,
     changed_refs: list[str] | None = None,
     tags: list[str] | None = None,
+    source: Source | None = None,
+    rerun_of: int | None = None,
 ) -> dict[str, Any]:
     """Queue a build of `pipeline`; returns its row, with its per-pipeline number."""
+    source = source or Source()
     row = conn.execute(
         """
         INSERT INTO builds (pipeline, number, state, trigger, changed_refs, tags, worker_tags,
-                          config, trace_id, root_span_id, queued_at)
+                          config, trace_id, root_span_id, queued_at, branch, tag, commit_sha,
+                          ref, before_sha, changed_files, commit_message, author,
+                          compare_url, rerun_of)
         VALUES (:pipeline,
                 (SELECT COALESCE(MAX(number), 0) + 1 FROM builds WHERE pipeline = :pipeline),
                 'queued', :trigger, :changed_refs, :tags, :worker_tags, :config,
-                :trace_id, :root_span_id, :now)
+                :trace_id, :root_span_id, :now, :branch, :tag, :commit, :ref, :before,
+                :changed_files, :message, :author, :compare_url, :rerun_of)
         RETURNING *
         """,
         {
+            "branch": source.branch,
+            "tag": source.tag,
+            "commit": source.commit,
+            "ref": source.ref,
+            "before": source.before,
+            "changed_files": (
+                None if source.changed_files is None else json.dumps(source.changed_files)
+            ),
+            "message": source.message,
+            "author": source.author,
+            "compare_url": source.compare_url,
+            "rerun_of": rerun_of,
             "pipeline": pipeline,
             "trigger": trigger,
             "changed_refs": json.dumps(changed_refs or []),
@@ -70,12 +122,15 @@ def claim(
     lease_seconds: float | None,
     worker_key: str | None = None,
     job_token: str | None = None,
+    limits: dict[str, int] | None = None,
 ) -> dict[str, Any] | None:
     """Hand the oldest queued build whose worker-tags are all in `tags` to `worker`
     (holding the key named `worker_key`; `job_token` the SHA-256 of its job token).
 
     One UPDATE … RETURNING, so two workers can never claim the same build. With
     `lease_seconds` None the worker does not heartbeat and the build has no lease.
+    Builds of a paused pipeline wait, and so do those of a pipeline already running as
+    many builds as `limits` allows it (its `concurrency`).
     """
     row = conn.execute(
         """
@@ -88,6 +143,12 @@ def claim(
               AND NOT EXISTS (
                   SELECT 1 FROM json_each(builds.worker_tags) AS wanted
                   WHERE wanted.value NOT IN (SELECT value FROM json_each(:tags)))
+              AND NOT EXISTS (
+                  SELECT 1 FROM pipeline_flags f WHERE f.pipeline = builds.pipeline AND f.paused)
+              AND (json_extract(:limits, '$."' || builds.pipeline || '"') IS NULL
+                   OR (SELECT COUNT(*) FROM builds AS r
+                       WHERE r.state = 'running' AND r.pipeline = builds.pipeline)
+                      < json_extract(:limits, '$."' || builds.pipeline || '"'))
             ORDER BY id LIMIT 1)
         RETURNING *
         """,
@@ -98,6 +159,7 @@ def claim(
             "lease": None if lease_seconds is None else now + lease_seconds,
             "worker_key": worker_key,
             "job_token": job_token,
+            "limits": json.dumps(limits or {}),
         },
     ).fetchone()
     return _decode(row)
@@ -158,12 +220,14 @@ def running_on(conn: sqlite3.Connection, worker: str) -> list[dict[str, Any]]:
     return [_decode(r) for r in rows]  # type: ignore[misc]
 
 
-def request_cancel(conn: sqlite3.Connection, build_id: int) -> dict[str, Any] | None:
-    """Mark a build for cancel; its worker learns it at the next heartbeat."""
+def request_cancel(
+    conn: sqlite3.Connection, build_id: int, reason: str | None = None
+) -> dict[str, Any] | None:
+    """Mark a build for cancel, saying why; its worker learns it at the next heartbeat."""
     row = conn.execute(
-        "UPDATE builds SET cancel_requested = 1 WHERE id = ? AND state IN ('queued', 'running') "
-        "RETURNING *",
-        (build_id,),
+        "UPDATE builds SET cancel_requested = 1, message = COALESCE(?, message) "
+        "WHERE id = ? AND state IN ('queued', 'running') RETURNING *",
+        (reason, build_id),
     ).fetchone()
     return _decode(row)
 
@@ -204,15 +268,29 @@ def by_traces(conn: sqlite3.Connection, trace_ids: list[str]) -> list[dict[str, 
 
 
 def for_pipeline(
-    conn: sqlite3.Connection, pipeline: str, *, limit: int = 50, before: int | None = None
+    conn: sqlite3.Connection,
+    pipeline: str,
+    *,
+    limit: int = 50,
+    before: int | None = None,
+    branch: str | None = None,
+    state: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Builds of one pipeline, newest first; `before` pages back by build number."""
+    """Builds of one pipeline, newest first; `before` pages back by build number;
+    `branch` and `state` keep only those builds."""
     rows = conn.execute(
         """
         SELECT * FROM builds WHERE pipeline = :pipeline AND number < :before
+          AND (:branch IS NULL OR branch = :branch) AND (:state IS NULL OR state = :state)
         ORDER BY number DESC LIMIT :limit
         """,
-        {"pipeline": pipeline, "before": before if before is not None else 2**62, "limit": limit},
+        {
+            "pipeline": pipeline,
+            "before": before if before is not None else 2**62,
+            "limit": limit,
+            "branch": branch,
+            "state": state,
+        },
     ).fetchall()
     return [_decode(r) for r in rows]  # type: ignore[misc]
 
@@ -259,3 +337,48 @@ def register_local(
         },
     ).fetchone()
     return _decode(row)
+
+
+def superseded(
+    conn: sqlite3.Connection, pipeline: str, branch: str, newer_than: int
+) -> list[dict[str, Any]]:
+    """The queued and running builds of `branch` older than build number `newer_than`."""
+    rows = conn.execute(
+        "SELECT * FROM builds WHERE pipeline = ? AND branch = ? AND number < ? "
+        "AND state IN ('queued', 'running') ORDER BY number",
+        (pipeline, branch, newer_than),
+    ).fetchall()
+    return [_decode(r) for r in rows]  # type: ignore[misc]
+
+
+def branches(conn: sqlite3.Connection, pipeline: str, limit: int = 100) -> list[str]:
+    """The branches a pipeline has builds of, most recent first."""
+    rows = conn.execute(
+        "SELECT branch, MAX(number) AS latest FROM builds WHERE pipeline = ? "
+        "AND branch IS NOT NULL GROUP BY branch ORDER BY latest DESC LIMIT ?",
+        (pipeline, limit),
+    ).fetchall()
+    return [r["branch"] for r in rows]
+
+
+def seen_delivery(conn: sqlite3.Connection, delivery_id: str, *, now: float, keep: float) -> bool:
+    """Record a forge delivery's id; True when it had been recorded before (a replay).
+    Ids older than `keep` seconds are forgotten on the way."""
+    conn.execute("DELETE FROM deliveries WHERE received_at < ?", (now - keep,))
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO deliveries (id, received_at) VALUES (?, ?)", (delivery_id, now)
+    )
+    return cursor.rowcount == 0
+
+
+def set_paused(conn: sqlite3.Connection, pipeline: str, paused: bool) -> None:
+    conn.execute(
+        "INSERT INTO pipeline_flags (pipeline, paused) VALUES (?, ?) "
+        "ON CONFLICT (pipeline) DO UPDATE SET paused = excluded.paused",
+        (pipeline, int(paused)),
+    )
+
+
+def paused(conn: sqlite3.Connection) -> set[str]:
+    """The pipelines that are paused."""
+    return {r["pipeline"] for r in conn.execute("SELECT pipeline FROM pipeline_flags WHERE paused")}

@@ -218,6 +218,39 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "0008_sources",
+        """
+        -- What a build builds (bass.store.builds.Source): the pushed branch or tag, the
+        -- commit asked for (or a ref to resolve), the commit before the push and the
+        -- files the forge listed (for the changeset), what the forge says of the head
+        -- commit, and the build a rerun repeats.
+        ALTER TABLE builds ADD COLUMN branch TEXT;
+        ALTER TABLE builds ADD COLUMN tag TEXT;
+        ALTER TABLE builds ADD COLUMN commit_sha TEXT;
+        ALTER TABLE builds ADD COLUMN ref TEXT;
+        ALTER TABLE builds ADD COLUMN before_sha TEXT;
+        ALTER TABLE builds ADD COLUMN changed_files TEXT;  -- JSON list, NULL: none listed
+        ALTER TABLE builds ADD COLUMN commit_message TEXT;
+        ALTER TABLE builds ADD COLUMN author TEXT;
+        ALTER TABLE builds ADD COLUMN compare_url TEXT;
+        ALTER TABLE builds ADD COLUMN rerun_of INTEGER;
+        CREATE INDEX builds_branch ON builds (pipeline, branch, number);
+
+        -- Forge deliveries already seen (their ids), so a replay queues nothing.
+        CREATE TABLE deliveries (
+            id TEXT PRIMARY KEY,
+            received_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX deliveries_age ON deliveries (received_at);
+
+        -- A paused pipeline's builds are queued but not handed to workers.
+        CREATE TABLE pipeline_flags (
+            pipeline TEXT PRIMARY KEY,
+            paused INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+        """,
+    ),
 ]
 
 

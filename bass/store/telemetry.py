@@ -278,3 +278,13 @@ def log_counts(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
         (trace_id,),
     ).fetchall()
     return {r["span_id"]: r["n"] for r in rows}
+
+
+def checked_out_commit(conn: sqlite3.Connection, trace_id: str) -> str | None:
+    """The commit a build's checkout step ran on (its span's vcs.ref.head.revision)."""
+    row = conn.execute(
+        "SELECT json_extract(attributes, '$.\"vcs.ref.head.revision\"') AS sha FROM spans "
+        "WHERE trace_id = ? AND name = 'checkout' AND json_valid(attributes)",
+        (trace_id,),
+    ).fetchone()
+    return row["sha"] if row and isinstance(row["sha"], str) else None

@@ -17,8 +17,8 @@ from starlette.templating import Jinja2Templates
 from bass import states
 from bass.auth import CSRF_COOKIE, same_secret
 from bass.params import read_form
-from bass.refs import redact_url
-from bass.store.builds import state_counts
+from bass.refs import redact_url, valid_changed_ref
+from bass.store.builds import Source, state_counts
 from bass.ui import steps
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -80,6 +80,17 @@ async def check_form(request: Request) -> dict[str, str]:
     if not expected or not same_secret(form.get("csrf", ""), expected):
         raise HTTPException(403, "the form is stale or not from this dashboard: reload the page")
     return form
+
+
+def source_of_ref(ref: str | None) -> Source:
+    """A build of `ref` (a branch, tag or commit), or of the pipeline's ref when empty;
+    400 for something that is no ref name."""
+    ref = (ref or "").strip()
+    if not ref:
+        return Source()
+    if not valid_changed_ref(ref) or ".." in ref:
+        raise HTTPException(400, f"not a branch, tag or commit: {ref!r:.80}")
+    return Source(ref=ref)
 
 
 def csrf_token(request: Request) -> str:

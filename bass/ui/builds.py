@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from bass import params, states
 from bass.store import builds, telemetry
-from bass.ui import MAX_LOG_LINES, check_form, render, steps
+from bass.ui import MAX_LOG_LINES, render, steps
 from bass.ui.ansi import terminal_safe
 
 LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
@@ -150,15 +150,14 @@ async def build_log(request: Request) -> Response:
     return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
 
 
-async def cancel(request: Request) -> Response:
-    await check_form(request)
-    name, number = request.path_params["name"], request.path_params["number"]
-    build = await request.state.db.aread(builds.by_number, name, number)
+async def build_by_id(request: Request) -> Response:
+    """/builds/ID: a build by its id (what a rerun links to); redirects to its page."""
+    build = await request.state.db.aread(builds.get, request.path_params["build_id"])
     if build is None:
-        raise HTTPException(404, f"no build {name} #{number}")
-    await request.state.orchestrator.cancel(build["id"])
+        raise HTTPException(404, "no such build")
     return RedirectResponse(
-        str(request.url_for("build", name=name, number=number)), status_code=303
+        str(request.url_for("build", name=build["pipeline"], number=build["number"])),
+        status_code=302,
     )
 
 
@@ -177,7 +176,7 @@ routes = [
     Route("/pipelines/{name}/{number:id}", build, methods=["GET"], name="build"),
     Route("/pipelines/{name}/{number:id}/log", build_log, methods=["GET"], name="build_log"),
     Route("/pipelines/{name}/{number:id}/steplog", step_log, methods=["GET"], name="step_log"),
-    Route("/pipelines/{name}/{number:id}/cancel", cancel, methods=["POST"], name="cancel"),
     Route("/pipelines/{name}/{number:id}/timeline", timeline, methods=["GET"], name="timeline"),
     Route("/traces/{trace_id}", trace, methods=["GET"], name="trace"),
+    Route("/builds/{build_id:id}", build_by_id, methods=["GET"], name="build_by_id"),
 ]

@@ -1,4 +1,4 @@
-"""/pipelines/NAME : builds as rows, steps as columns; the trigger button."""
+"""/pipelines/NAME : builds as rows, steps as columns, filtered by branch and status."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import time
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from bass import params, states
-from bass.orchestrator import UnknownPipeline
 from bass.store import builds, telemetry
-from bass.ui import check_form, render, steps
+from bass.ui import render, steps
 
 PAGE = 30
 
@@ -20,15 +19,21 @@ PAGE = 30
 async def pipeline(request: Request) -> Response:
     name = request.path_params["name"]
     before_number = params.number(request.query_params.get("before"))
+    branch = request.query_params.get("branch") or None
+    status = request.query_params.get("status") or None
+    if status not in (None, *states.STATES):
+        status = None
 
     def load(conn):
-        rows = builds.for_pipeline(conn, name, limit=PAGE, before=before_number)
+        rows = builds.for_pipeline(
+            conn, name, limit=PAGE, before=before_number, branch=branch, state=status
+        )
         spans = telemetry.spans_of_traces(conn, [b["trace_id"] for b in rows])
-        return rows, spans
+        return rows, spans, builds.branches(conn, name), name in builds.paused(conn)
 
-    rows, spans = await request.state.db.aread(load)
+    rows, spans, known_branches, paused = await request.state.db.aread(load)
     config = request.state.orchestrator.config.pipelines.get(name)
-    if config is None and not rows and before_number is None:
+    if config is None and not rows and before_number is None and not (branch or status):
         raise HTTPException(404, f"no pipeline named {name!r}")
     now_ns = time.time_ns()
     context = {
@@ -43,25 +48,14 @@ async def pipeline(request: Request) -> Response:
         ),
         "active": any(b["state"] in states.ACTIVE for b in rows),
         "older": rows[-1]["number"] if len(rows) == PAGE else None,
+        "branch": branch,
+        "status": status,
+        "branches": known_branches,
+        "paused": paused,
     }
     return render(request, "pipeline.html", "_grid.html", context)
 
 
-async def trigger(request: Request) -> Response:
-    await check_form(request)
-    name = request.path_params["name"]
-    try:
-        build = await request.state.orchestrator.enqueue(name, trigger="dashboard")
-    except UnknownPipeline:
-        raise HTTPException(404, f"no pipeline named {name!r}") from None
-    if build is None:
-        url = request.url_for("pipeline", name=name)
-    else:
-        url = request.url_for("build", name=name, number=build["number"])
-    return RedirectResponse(str(url), status_code=303)
-
-
 routes = [
     Route("/pipelines/{name}", pipeline, methods=["GET"], name="pipeline"),
-    Route("/pipelines/{name}/trigger", trigger, methods=["POST"], name="trigger"),
 ]

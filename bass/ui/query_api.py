@@ -11,9 +11,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bass import params
-from bass.params import query_int
+from bass.orchestrator import NotBuilt, UnknownPipeline
+from bass.params import people_base_url, query_int, read_json
 from bass.store import builds, telemetry
-from bass.ui import server_status, steps
+from bass.ui import server_status, source_of_ref, steps
+from bass.webhook import queued_answer
 
 
 def _public(build: dict[str, Any]) -> dict[str, Any]:
@@ -28,12 +30,60 @@ async def build_by_id(request: Request) -> Response:
 
 
 async def pipeline_builds(request: Request) -> Response:
+    """A pipeline's builds, newest first (?before=N pages; ?branch=B, ?status=S filter)."""
     limit = query_int(request, "limit", 50, 500)
     before_number = params.number(request.query_params.get("before"))
     rows = await request.state.db.aread(
-        builds.for_pipeline, request.path_params["name"], limit=limit, before=before_number
+        builds.for_pipeline,
+        request.path_params["name"],
+        limit=limit,
+        before=before_number,
+        branch=request.query_params.get("branch") or None,
+        state=request.query_params.get("status") or None,
     )
     return JSONResponse({"builds": [_public(r) for r in rows]})
+
+
+async def queue_build(request: Request) -> Response:
+    """POST /api/pipelines/NAME/builds {"ref": "branch, tag or commit"}: build now."""
+    payload = await read_json(request, required=False)
+    ref = payload.get("ref")
+    if ref is not None and not isinstance(ref, str):
+        raise HTTPException(400, '"ref" must be a branch, tag or commit name')
+    name = request.path_params["name"]
+    try:
+        build = await request.state.orchestrator.enqueue(
+            name, trigger="api", source=source_of_ref(ref)
+        )
+    except UnknownPipeline:
+        raise HTTPException(404, f"no pipeline named {name!r}") from None
+    except NotBuilt as e:
+        return JSONResponse({"queued": False, "reason": str(e)})
+    return JSONResponse(queued_answer(build, people_base_url(request)))
+
+
+async def rerun(request: Request) -> Response:
+    """POST /api/pipelines/NAME/builds/N/rerun: the same commit and changeset again."""
+    name, number = request.path_params["name"], request.path_params["number"]
+    original = await request.state.db.aread(builds.by_number, name, number)
+    if original is None:
+        raise HTTPException(404, f"no build {name} #{number}")
+    try:
+        build = await request.state.orchestrator.rerun(original)
+    except UnknownPipeline:
+        raise HTTPException(404, f"pipeline {name!r} is gone") from None
+    return JSONResponse(queued_answer(build, people_base_url(request)))
+
+
+async def pause(request: Request) -> Response:
+    """POST /api/pipelines/NAME/pause or /resume."""
+    name = request.path_params["name"]
+    paused = request.url.path.endswith("/pause")
+    try:
+        await request.state.orchestrator.set_paused(name, paused)
+    except UnknownPipeline:
+        raise HTTPException(404, f"no pipeline named {name!r}") from None
+    return JSONResponse({"pipeline": name, "paused": paused})
 
 
 async def build(request: Request) -> Response:
@@ -128,6 +178,15 @@ routes = [
     # the same, as README named it first (`bass run --wait` of an older bass asks here)
     Route("/api/jobs/{build_id:id}", build_by_id, methods=["GET"], name="api_job"),
     Route("/api/pipelines/{name}/builds", pipeline_builds, methods=["GET"], name="api_builds"),
+    Route("/api/pipelines/{name}/builds", queue_build, methods=["POST"], name="api_queue"),
+    Route(
+        "/api/pipelines/{name}/builds/{number:id}/rerun",
+        rerun,
+        methods=["POST"],
+        name="api_rerun",
+    ),
+    Route("/api/pipelines/{name}/pause", pause, methods=["POST"], name="api_pause"),
+    Route("/api/pipelines/{name}/resume", pause, methods=["POST"], name="api_resume"),
     Route("/api/pipelines/{name}/builds/{number:id}", build, methods=["GET"], name="api_build"),
     Route(
         "/api/pipelines/{name}/builds/{number:id}/logs",

@@ -740,6 +740,7 @@ _MACROS_STUB = """
 {% macro badge(status) %}<span class="badge">{{ status }}</span>{% endmacro %}
 {% macro build_link(build) %}<a href="#">#{{ build.number }}</a>{% endmacro %}
 {% macro build_duration(build, now_ns) %}{% endmacro %}
+{% macro source(build) %}{{ build.get('branch') }}{% endmacro %}
 """
 
 
