@@ -138,6 +138,7 @@ def create_app(settings: Settings) -> Starlette:
                 "worker_keys": worker_keys,
                 "templates": templates(),
                 "people": people,
+                "webhook_slots": asyncio.Semaphore(4),  # webhook bodies read at once
             }
         finally:
             for task in tasks:

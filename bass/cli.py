@@ -233,6 +233,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--changed-refs", default="", help="comma-separated commits (or a..b)")
     p.add_argument("--tags", default="", help="comma-separated tags of the pushed commit")
     p.add_argument(
+        "--ref", default="", help="a branch, tag or commit to build (default: the pipeline's ref)"
+    )
+    p.add_argument(
         "--wait", action="store_true", help="wait for the build to end; exit 0 only if it is ok"
     )
 
@@ -398,9 +401,13 @@ def run(args: argparse.Namespace) -> int:
         query["changed-refs"] = args.changed_refs
     if args.tags:
         query["tags"] = args.tags
+    if args.ref:
+        query["ref"] = args.ref
     url = f"{server}/webhook?{urllib.parse.urlencode(query)}"
+    # an API token (bass user token) for a server with users or a pipeline with a secret
+    token = os.environ.get("BASS_TOKEN")
     try:
-        answer = _request("POST", url)
+        answer = _request("POST", url, token)
     except urllib.error.HTTPError as e:
         print(f"bass run: {e.code}: {e.read().decode('utf-8', 'replace')}", file=sys.stderr)
         return 2
@@ -414,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.wait:
         return 0
     while True:
-        build = _request("GET", f"{server}/api/builds/{answer['id']}")
+        build = _request("GET", f"{server}/api/builds/{answer['id']}", token)
         if build["state"] not in states.ACTIVE:
             print(
                 f"{args.pipeline} #{build['number']}: {build['state']}"
@@ -424,8 +431,9 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
-def _request(method: str, url: str) -> dict:
-    request = urllib.request.Request(url, method=method)
+def _request(method: str, url: str, token: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read() or b"{}")
 

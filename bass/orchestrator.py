@@ -41,6 +41,13 @@ class NotBuilt(Exception):
     """The pipeline does not build this (its tag-pattern, its branches): the reason."""
 
 
+class Duplicate(Exception):
+    """A forge delivered this (its delivery id) before: it queued its build then."""
+
+
+DELIVERIES_KEPT = 7 * 86400.0  # how long a delivery id is remembered (forges retry sooner)
+
+
 class UnknownBuild(LookupError):
     """No build has this id."""
 
@@ -94,9 +101,13 @@ class Orchestrator:
         tags: list[str] | None = None,
         source: Source | None = None,
         rerun_of: int | None = None,
+        delivery: str | None = None,
     ) -> dict[str, Any]:
         """Queue a build of what `source` says (default: the pipeline's ref head).
-        Raises UnknownPipeline, or NotBuilt when the pipeline does not build it."""
+        Raises UnknownPipeline, NotBuilt when the pipeline does not build it, Duplicate
+        when the forge `delivery` (its id) was queued before: recorded in the same
+        transaction as the build, so a delivery whose build failed to queue can come
+        again."""
         config = self.config.pipelines.get(pipeline)
         if config is None:
             raise UnknownPipeline(pipeline)
@@ -109,19 +120,28 @@ class Orchestrator:
         # what the build keeps of its pipeline goes to its worker and into the database:
         # not the secret deliveries are checked with
         config = {k: v for k, v in config.items() if k != "webhook-secret"}
-        build = await self.db.awrite(
-            builds.enqueue,
-            pipeline=pipeline,
-            config=config,
-            trigger=trigger,
-            changed_refs=changed_refs,
-            tags=tags,
-            trace_id=secrets.token_hex(16),
-            root_span_id=secrets.token_hex(8),
-            now=self.clock(),
-            source=source,
-            rerun_of=rerun_of,
-        )
+        now = self.clock()
+
+        def queue(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            if delivery and builds.seen_delivery(conn, delivery, now=now, keep=DELIVERIES_KEPT):
+                return None
+            return builds.enqueue(
+                conn,
+                pipeline=pipeline,
+                config=config,
+                trigger=trigger,
+                changed_refs=changed_refs,
+                tags=tags,
+                trace_id=secrets.token_hex(16),
+                root_span_id=secrets.token_hex(8),
+                now=now,
+                source=source,
+                rerun_of=rerun_of,
+            )
+
+        build = await self.db.awrite(queue)
+        if build is None:
+            raise Duplicate(delivery)
         log.info("%s #%d queued (%s)", pipeline, build["number"], trigger)
         if config.get("cancel-superseded") and source.branch:
             await self._supersede(build)

@@ -1,81 +1,70 @@
-"""Triggers over HTTP: `POST /webhook` (the prototype's contract, plus GitHub, Gitea and
-GitLab push bodies) and `GET /pipelines` (the configured pipelines, secrets redacted).
-docs/contracts.md, "Webhook", is the contract; `bass run` posts here too."""
+"""Triggers over HTTP: `POST /webhook` (the prototype's contract, and the deliveries of
+GitHub, Gitea, Forgejo, GitLab and Bitbucket, read by bass.forges) and `GET /pipelines`
+(the configured pipelines, secrets redacted). docs/contracts.md, "Webhook", is the
+contract; `bass run` posts here too."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import os
 from typing import Any
 
+from anyio import to_thread
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bass import auth
-from bass.orchestrator import NotBuilt, Orchestrator, UnknownPipeline
-from bass.params import json_object, people_base_url, read_body, string_list
+from bass import auth, forges
+from bass.orchestrator import Duplicate, NotBuilt, Orchestrator, UnknownPipeline
+from bass.params import people_base_url, read_body, string_list
 from bass.refs import redact_url, valid_changed_ref
+from bass.store.builds import Source
 
-
-def _from_push_event(payload: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """changed-refs and tags from a GitHub/Gitea/GitLab-style push event body."""
-    commits = payload.get("commits") or []
-    if not isinstance(commits, list):
-        raise HTTPException(400, '"commits" must be a list of commits')
-    refs = [c["id"] for c in commits if isinstance(c, dict) and c.get("id")]
-    tags = []
-    ref = payload.get("ref")
-    if isinstance(ref, str) and ref.startswith("refs/tags/"):
-        tags.append(ref.removeprefix("refs/tags/"))
-    return refs, tags
+MAX_WEBHOOK_BODY = 25 << 20  # GitHub sends up to 25 MB (a push of many commits)
 
 
 def webhook_secret(pipeline: dict[str, Any], env: dict[str, str]) -> str | None:
-    """A pipeline's `webhook-secret`: the value, or `$NAME` for the env file's NAME."""
+    """A pipeline's `webhook-secret`: the value, or `$NAME` for the env file's NAME, else
+    bass's own environment's."""
     secret = pipeline.get("webhook-secret")
-    if isinstance(secret, str) and secret.startswith("$") and secret[1:] in env:
-        return env[secret[1:]]
+    if isinstance(secret, str) and secret.startswith("$"):
+        return env.get(secret[1:]) or os.environ.get(secret[1:]) or None
     return secret
 
 
 def signed(request: Request, body: bytes, secret: str) -> bool:
-    """Whether a delivery proves it knows the pipeline's secret, as the forges do:
-    GitHub's X-Hub-Signature-256, Gitea's/Forgejo's X-Gitea-Signature (HMAC-SHA256 of
-    the body), GitLab's X-Gitlab-Token, or `Authorization: Bearer SECRET` from a
-    script; or a person's API token. Compared in constant time."""
-    headers = request.headers
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    offered = [
-        (headers.get("x-hub-signature-256", ""), f"sha256={digest}"),
-        (headers.get("x-gitea-signature", ""), digest),
-        (headers.get("x-forgejo-signature", ""), digest),
-        (headers.get("x-gitlab-token", ""), secret),
-    ]
-    bearer = headers.get("authorization", "")
+    """Whether a delivery proves it knows the pipeline's secret: the forges' signatures
+    (bass.forges.verify), `Authorization: Bearer SECRET` from a script, or a person's API
+    token. Compared in constant time."""
+    if forges.verify(request.headers, body, secret):
+        return True
+    bearer = request.headers.get("authorization", "")
     bearer = bearer[7:].strip() if bearer.lower().startswith("bearer ") else ""
-    offered.append((bearer, secret))
-    ok = False
-    for given, expected in offered:
-        ok |= bool(given) and auth.same_secret(given, expected)
-    if not ok and bearer:
-        people: auth.People = request.state.people
-        ok = people.users is not None and people.users.token_user(bearer) is not None
-    return ok
+    if not bearer:
+        return False
+    if auth.same_secret(bearer, secret):
+        return True
+    people: auth.People = request.state.people
+    return people.users is not None and people.users.token_user(bearer) is not None
+
+
+def _answer(queued: bool, **detail: Any) -> Response:
+    return JSONResponse({"queued": queued, **detail})
 
 
 async def webhook(request: Request) -> Response:
-    body = await read_body(request)
-    ping = "ping" in (
-        request.headers.get("x-github-event"),
-        request.headers.get("x-gitea-event"),
-    )
-    payload = {} if ping else json_object(body, required=False)
-    name = request.query_params.get("pipeline") or payload.get("pipeline")
-    if ping and not name:
-        return JSONResponse({"queued": False, "reason": "ping"})
-    if not name or not isinstance(name, str):
+    """A delivery (docs/contracts.md, "Webhook"): verified, read as its forge wrote it,
+    and a build of the pushed commit queued when the pipeline builds it."""
+    async with request.state.webhook_slots:  # a few large bodies at a time, not all at once
+        body = await read_body(request, MAX_WEBHOOK_BODY)
+        try:  # a 25 MB payload takes a moment to parse: not on the event loop
+            delivery = await to_thread.run_sync(forges.parse, request.headers, body)
+        except forges.PayloadError as e:
+            raise HTTPException(400, str(e)) from None
+    name = request.query_params.get("pipeline") or delivery.pipeline
+    if delivery.event == "ping" and not name:
+        return _answer(False, reason="ping")
+    if not name:
         raise HTTPException(400, 'missing "pipeline" parameter')
     orchestrator: Orchestrator = request.state.orchestrator
     pipeline = orchestrator.config.pipelines.get(name)
@@ -84,31 +73,49 @@ async def webhook(request: Request) -> Response:
     secret = webhook_secret(pipeline, orchestrator.config.env)
     if secret and not signed(request, body, secret):
         raise HTTPException(401, f"pipeline {name!r} takes deliveries signed with its secret")
-    if ping:
-        return JSONResponse({"queued": False, "reason": "ping"})
-    push_refs, push_tags = _from_push_event(payload)
-    changed_refs = (
-        string_list(request.query_params.get("changed-refs"), "changed-refs")
-        + string_list(payload.get("changed-refs"), "changed-refs")
-        + push_refs
-    )
-    tags = (
-        string_list(request.query_params.get("tags"), "tags")
-        + string_list(payload.get("tags"), "tags")
-        + push_tags
-    )
-    # push-event commit ids come unchecked: anything but a ref name is refused
-    bad = [r for r in changed_refs if not isinstance(r, str) or not valid_changed_ref(r)]
+    if delivery.event in ("ping", "delete", "other"):
+        return _answer(False, reason=delivery.reason)
+    changed_refs = string_list(request.query_params.get("changed-refs"), "changed-refs")
+    changed_refs += delivery.changed_refs
+    if not delivery.truncated:  # an incomplete list would be a wrong changeset: none is "all"
+        changed_refs += delivery.commits
+    tags = string_list(request.query_params.get("tags"), "tags") + delivery.tags
+    if delivery.tag:
+        tags.append(delivery.tag)
+    bad = [r for r in changed_refs if not valid_changed_ref(r)]
     if bad:
         raise HTTPException(400, f"not a commit, branch or tag name: {bad[0]!r:.80}")
+    source = Source(
+        branch=delivery.branch,
+        tag=delivery.tag,
+        commit=delivery.after,
+        before=delivery.before,
+        changed_files=None if delivery.truncated else delivery.files,
+        message=delivery.message,
+        author=delivery.author,
+        compare_url=delivery.compare_url,
+    )
+    ref = request.query_params.get("ref")
+    if ref and source.commit is None:  # the prototype's webhook, or bass run --ref
+        if not valid_changed_ref(ref) or ".." in ref:
+            raise HTTPException(400, f"not a branch, tag or commit: {ref!r:.80}")
+        source.ref = ref
+    delivery_key = f"{delivery.forge}:{delivery.delivery_id}" if delivery.delivery_id else None
     try:
         build = await orchestrator.enqueue(
-            name, trigger="webhook", changed_refs=changed_refs, tags=tags
+            name,
+            trigger="webhook",
+            changed_refs=changed_refs,
+            tags=tags,
+            source=source,
+            delivery=delivery_key,
         )
     except UnknownPipeline:
         raise HTTPException(404, f"no pipeline named {name!r}") from None
     except NotBuilt as e:
-        return JSONResponse({"queued": False, "reason": str(e)})
+        return _answer(False, reason=str(e))
+    except Duplicate:
+        return _answer(False, duplicate=True, reason="this delivery was received before")
     return JSONResponse(queued_answer(build, people_base_url(request)))
 
 

@@ -1,4 +1,5 @@
-"""Git for the worker: bring a workspace to a ref, list what the changed refs touched.
+"""Git for the worker: bring a workspace to what a job asks for (a commit, a ref, the
+pipeline's ref), list what the changed refs touched.
 
 What it says (commands, git's output, errors) never shows a password or token given in
 a repository URL: the command line carries the URL, and git may echo it."""
@@ -9,11 +10,16 @@ import os
 import re
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from bass.refs import redact_url, redact_urls, valid_changed_ref
+from bass.refs import REF, redact_url, redact_urls, valid_changed_ref
 
 Say = Callable[[str], None]
+
+# a full commit (or annotated tag) sha: SHA-1 or SHA-256
+SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 
 
 class CheckoutError(Exception):
@@ -29,8 +35,11 @@ def workspace_dir(root: str | Path, pipeline: str, repository: str) -> Path:
     return Path(root).resolve() / "pipeline" / pipeline / escaped
 
 
-def git(args: list[str], cwd: Path, say: Say, *, timeout: float = 600) -> str:
-    """Run git, logging the command and its output; raise CheckoutError on failure."""
+def git(
+    args: list[str], cwd: Path, say: Say, *, timeout: float = 600, show_output: bool = True
+) -> str:
+    """Run git, logging the command and its output (its stdout only if `show_output`);
+    raise CheckoutError on failure."""
     say(redact_urls("$ git " + " ".join(args)))
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     try:
@@ -48,7 +57,7 @@ def git(args: list[str], cwd: Path, say: Say, *, timeout: float = 600) -> str:
         raise CheckoutError("git is not installed on this worker") from None
     except subprocess.TimeoutExpired:
         raise CheckoutError(f"git {args[0]} took longer than {timeout:g} s") from None
-    for line in (result.stdout + result.stderr).splitlines():
+    for line in ((result.stdout if show_output else "") + result.stderr).splitlines():
         if line.strip():
             say(redact_urls(line))
     if result.returncode != 0:
@@ -57,46 +66,178 @@ def git(args: list[str], cwd: Path, say: Say, *, timeout: float = 600) -> str:
     return result.stdout
 
 
-def checkout(repository: str, ref: str | None, workdir: Path, say: Say) -> str:
-    """Clone or update `workdir` to `ref` (branch, tag or commit; None: the remote's
-    default branch), remove every untracked file; returns the commit checked out."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    if not (workdir / ".git").exists():
-        git(["init", "--quiet"], workdir, say)
-        git(["remote", "add", "origin", repository], workdir, say)
+def _text(value: Any) -> str | None:
+    """A job field as text: absent, null and "" are None."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a job asks to build and what it says changed (docs/contracts.md, "Job
+    JSON"). The fields a server may leave out are None when absent, null or empty."""
+
+    repository: str
+    pipeline_ref: str | None  # the pipeline's `ref` (None: the remote's default branch)
+    commit: str | None = None  # the sha to build (a tag object's too), before any ref
+    ref: str | None = None  # a branch, tag or commit to build when there is no `commit`
+    branch: str | None = None  # the pushed branch's name
+    tag: str | None = None  # the pushed tag's name
+    before: str | None = None  # what the branch pointed at before the push
+    changed_files: tuple[str, ...] | None = None  # the forge's list, None without one
+    changed_refs: tuple[str, ...] = ()
+
+    @classmethod
+    def from_job(cls, job: dict[str, Any]) -> Wanted:
+        """Read leniently: a field that cannot be used is refused where it is used
+        (`check_out`, `changes.changeset`), with a message in the checkout's log."""
+        pipeline = job["pipeline"]
+        commit, before = _text(job.get("commit")), _text(job.get("before"))
+        if commit and re.fullmatch(SHA.pattern, commit, re.IGNORECASE):
+            commit = commit.lower()
+        if before and re.fullmatch(r"0+", before):
+            before = None  # the forges' "no commit before": a new branch
+        files = job.get("changed-files")
+        return cls(
+            repository=pipeline["repository"],
+            pipeline_ref=_text(pipeline.get("ref")),
+            commit=commit,
+            ref=_text(job.get("ref")),
+            branch=_name(job.get("branch")),
+            tag=_name(job.get("tag")),
+            before=before.lower() if before else None,
+            changed_files=tuple(files) if isinstance(files, list) else None,
+            changed_refs=tuple(job.get("changed-refs") or ()),
+        )
+
+    @property
+    def asked_ref(self) -> str | None:
+        """The ref asked for: the job's, else the pipeline's (`BASS_REF`)."""
+        return self.ref or self.pipeline_ref
+
+    def attributes(self, commit: str) -> dict[str, str]:
+        """The checkout span's attributes once `commit` is checked out."""
+        attributes = {"vcs.ref.head.revision": commit}
+        if self.branch or self.tag:
+            attributes["vcs.ref.head.name"] = self.branch or self.tag or ""
+            attributes["vcs.ref.head.type"] = "branch" if self.branch else "tag"
+        return attributes
+
+
+def _name(value: Any) -> str | None:
+    """A branch or tag name as the build's environment may carry it."""
+    text = _text(value)
+    return text if text is not None and "\0" not in text else None
+
+
+class Workspace:
+    """A pipeline's clone of its repository, and the fetches made in it for one build:
+    the fetch of all branches and tags is made at most once."""
+
+    def __init__(self, repository: str, workdir: Path, say: Say):
+        self.repository = repository
+        self.workdir = workdir
+        self.say = say
+        self.fetched_all = False
+
+    def open(self) -> None:
+        """Create the clone, or point the existing one at the repository."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if not (self.workdir / ".git").exists():
+            self.git(["init", "--quiet"])
+            self.git(["remote", "add", "origin", self.repository])
+        else:
+            self.git(["remote", "set-url", "origin", self.repository])
+
+    def git(self, args: list[str], **options: Any) -> str:
+        return git(args, self.workdir, self.say, **options)
+
+    def fetch_all(self) -> None:
+        self.git(
+            ["fetch", "--prune", "--tags", "--force", "origin",
+             "+refs/heads/*:refs/remotes/origin/*"]
+        )  # fmt: skip
+        self.fetched_all = True
+
+    def commit_of(self, rev: str) -> str | None:
+        """The commit `rev` names here (a tag peeled), or None."""
+        result = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def fetch_commit(self, sha: str) -> str | None:
+        """The commit a full sha names (an annotated tag's: the tagged commit), fetched
+        if the workspace lacks it: by its sha (`git fetch origin SHA`), and if the
+        server refuses that, with all branches and tags. None if it is not there."""
+        found = self.commit_of(sha)
+        if found is not None:
+            return found
+        try:
+            self.git(["fetch", "origin", sha])
+        except CheckoutError as e:
+            if self.fetched_all:
+                return None
+            self.say(f"fetching {sha} by its sha failed ({e}); fetching all branches and tags")
+            self.fetch_all()
+        return self.commit_of(sha)
+
+    def resolve(self, ref: str | None) -> str | None:
+        """The commit of a ref as fetched: a remote branch, a tag or a commit; None: the
+        remote's default branch."""
+        if ref:
+            candidates = [f"refs/remotes/origin/{ref}", f"refs/tags/{ref}", ref]
+        else:
+            self.git(["remote", "set-head", "origin", "--auto"])
+            candidates = ["refs/remotes/origin/HEAD"]
+        for candidate in candidates:
+            found = self.commit_of(candidate)
+            if found:
+                return found
+        return None
+
+    def check_out(self, commit: str) -> None:
+        """Check `commit` out detached and remove every untracked file."""
+        self.git(["checkout", "--quiet", "--force", "--detach", commit])
+        self.git(["clean", "-ffdxq"])
+
+
+def check_out(wanted: Wanted, workspace: Workspace) -> str:
+    """Bring the workspace to what the job asks for, exactly: its `commit` (fetched by
+    its sha, else with all branches and tags; an annotated tag's sha builds the tagged
+    commit), else its `ref`, else the pipeline's `ref`. Returns the commit checked out;
+    raises CheckoutError when that cannot be found, never building something else."""
+    workspace.open()
+    where = redact_url(wanted.repository)
+    if wanted.commit is not None:
+        if not SHA.fullmatch(wanted.commit):
+            raise CheckoutError(f"commit {wanted.commit!r} is not a full commit sha")
+        commit = workspace.fetch_commit(wanted.commit)
+        if commit is None:
+            raise CheckoutError(
+                f"commit {wanted.commit} not found in {where}: the server gave no such "
+                "commit by its sha, nor in any branch or tag"
+            )
     else:
-        git(["remote", "set-url", "origin", repository], workdir, say)
-    git(
-        ["fetch", "--prune", "--tags", "--force", "origin", "+refs/heads/*:refs/remotes/origin/*"],
-        workdir,
-        say,
-    )
-    if ref:
-        candidates = [f"refs/remotes/origin/{ref}", f"refs/tags/{ref}", ref]
-    else:
-        git(["remote", "set-head", "origin", "--auto"], workdir, say)
-        candidates = ["refs/remotes/origin/HEAD"]
-    commit = None
-    for candidate in candidates:
-        found = _rev_parse(workdir, candidate)
-        if found:
-            commit = found
-            break
-    if commit is None:
-        raise CheckoutError(f"ref {ref or 'HEAD'!r} not found in {redact_url(repository)}")
-    git(["checkout", "--quiet", "--force", "--detach", commit], workdir, say)
-    git(["clean", "-ffdxq"], workdir, say)
+        if wanted.ref is not None and not REF.match(wanted.ref):
+            raise CheckoutError(f"ref {wanted.ref!r} is not a branch, tag or commit name")
+        workspace.fetch_all()
+        found = workspace.resolve(wanted.asked_ref)
+        if found is None:
+            raise CheckoutError(f"ref {wanted.asked_ref or 'HEAD'!r} not found in {where}")
+        commit = found
+    workspace.check_out(commit)
     return commit
 
 
-def _rev_parse(workdir: Path, rev: str) -> str | None:
-    result = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
-    return result.stdout.strip() if result.returncode == 0 else None
+def checkout(repository: str, ref: str | None, workdir: Path, say: Say) -> str:
+    """Clone or update `workdir` to `ref` (branch, tag or commit; None: the remote's
+    default branch), remove every untracked file; returns the commit checked out."""
+    return check_out(Wanted(repository, ref), Workspace(repository, workdir, say))
 
 
 def changed_paths(changed_refs: list[str], workdir: Path, say: Say) -> list[str]:

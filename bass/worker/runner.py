@@ -26,7 +26,7 @@ import bass
 import bass_builder
 from bass import states
 from bass.refs import redact_urls, url_credentials
-from bass.worker import api, checkout, cleanup, runs
+from bass.worker import api, changes, checkout, cleanup, runs
 from bass.worker.procs import run_streaming
 from bass_builder import Backoff
 
@@ -228,31 +228,27 @@ class Worker:
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
-
+        wanted = checkout.Wanted.from_job(job)
         step = telemetry.start_span(
-            "checkout", root.span_id, attributes={"bass.ref": pipeline.get("ref") or "HEAD"}
+            "checkout", root.span_id, attributes={"bass.ref": wanted.asked_ref or "HEAD"}
+        )
+        workspace = checkout.Workspace(
+            pipeline["repository"], workdir, lambda line: telemetry.log(step, line, "stdout")
         )
         try:
-            commit = checkout.checkout(
-                pipeline["repository"],
-                pipeline.get("ref"),
-                workdir,
-                lambda line: telemetry.log(step, line, "stdout"),
-            )
-            changed = checkout.changed_paths(
-                job.get("changed-refs") or [], workdir, lambda line: telemetry.log(step, line)
-            )
+            commit = checkout.check_out(wanted, workspace)
+            changed = changes.changeset(wanted, workspace, commit)
         except checkout.CheckoutError as e:
             telemetry.end_span(step, states.ERROR, str(e))
             return states.ERROR, f"checkout failed: {e}"
-        telemetry.end_span(step, states.OK, "", {"vcs.ref.head.revision": commit})
+        telemetry.end_span(step, states.OK, "", wanted.attributes(commit))
 
         cwd = (workdir / pipeline.get("cwd", ".")).resolve()
         if not cwd.is_relative_to(workdir) or not cwd.is_dir():
             return states.ERROR, f"cwd {pipeline.get('cwd')!r} is not a directory in the repository"
         changeset = self.workspace_root / ".bass" / f"changeset-{job.get('id', os.getpid())}"
         changeset.parent.mkdir(parents=True, exist_ok=True)
-        changeset.write_text("".join(p + "\n" for p in changed))
+        changeset.write_text("".join(p + "\n" for p in changed), encoding="utf-8")
         try:
             return self._run_entry(job, telemetry, root, heartbeat, workdir, cwd, commit, changeset)
         finally:
@@ -329,6 +325,7 @@ class Worker:
         self, job: dict[str, Any], workdir: Path, commit: str, changeset: Path, run_id: str
     ) -> dict[str, str]:
         otel = job["otel"]
+        wanted = checkout.Wanted.from_job(job)
         env = {k: v for k, v in os.environ.items() if k != "BASS_API_KEY"}
         env.update(job.get("env") or {})
         shim = self._python_shim()
@@ -342,7 +339,9 @@ class Worker:
                 "BASS_ROOT_SPAN_ID": otel["root-span-id"],
                 "BASS_WORKSPACE": str(workdir),
                 "BASS_COMMIT": commit,
-                "BASS_REF": job["pipeline"].get("ref") or "",
+                "BASS_REF": wanted.asked_ref or "",  # what was asked: the job's, or the pipeline's
+                "BASS_BRANCH": wanted.branch or "",
+                "BASS_TAG": wanted.tag or "",
                 "BASS_CHANGESET": str(changeset),
                 "BASS_BUILD_URL": job.get("build-url", ""),
                 "BASS_SECRET_NAMES": ",".join(sorted(job.get("env") or {})),

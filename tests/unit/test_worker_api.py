@@ -110,11 +110,15 @@ def test_changed_refs_and_tags_from_a_push_event(app: App) -> None:
         "commits": [{"id": "a" * 40, "message": "one"}, {"id": "b" * 40, "message": "two"}],
         "repository": {"full_name": "org/demo"},
     }
+    # a tag push builds where a tag-pattern matches it (issue 10: not on every pipeline)
     response = app.client.post("/webhook?pipeline=demo", json=push)
+    assert response.json() == {"queued": False, "reason": "tag v1: the pipeline has no tag-pattern"}
+    response = app.client.post("/webhook?pipeline=release", json=push)
     assert response.status_code == 200
     (job,) = queued_jobs(app)
     assert job["changed_refs"] == f'["{"a" * 40}", "{"b" * 40}"]'
     assert job["tags"] == '["v1"]'
+    assert (job["tag"], job["commit_sha"], job["branch"]) == ("v1", "b" * 40, None)
 
 
 def test_a_branch_push_event_has_no_tag(app: App) -> None:
@@ -748,12 +752,13 @@ def test_an_unsigned_or_wrongly_signed_delivery_queues_nothing(
 
 @pytest.mark.parametrize("forge", ["github", "gitea", "forgejo", "gitlab", "script"])
 def test_a_delivery_signed_as_each_forge_signs_queues(signed_app: App, forge: str) -> None:
-    body = json.dumps({"ref": "refs/heads/main", "commits": []}).encode()
-    headers = {
-        "github": {"X-Hub-Signature-256": f"sha256={_sig(body)}"},
-        "gitea": {"X-Gitea-Signature": _sig(body)},
-        "forgejo": {"X-Forgejo-Signature": _sig(body)},
-        "gitlab": {"X-Gitlab-Token": "s3cret-hook"},
+    push = {"ref": "refs/heads/main", "before": "1" * 40, "after": "2" * 40, "commits": []}
+    body = json.dumps({**push, "object_kind": "push"}).encode()
+    headers = {  # as each forge sends a push: its event header and its proof
+        "github": {"X-GitHub-Event": "push", "X-Hub-Signature-256": f"sha256={_sig(body)}"},
+        "gitea": {"X-Gitea-Event": "push", "X-Gitea-Signature": _sig(body)},
+        "forgejo": {"X-Forgejo-Event": "push", "X-Forgejo-Signature": _sig(body)},
+        "gitlab": {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": "s3cret-hook"},
         "script": {"Authorization": "Bearer s3cret-hook"},
     }[forge]
     response = signed_app.client.post(
@@ -778,7 +783,9 @@ def test_a_signature_of_another_body_is_refused(signed_app: App) -> None:
 def test_the_secret_is_never_shown_nor_handed_to_workers(signed_app: App) -> None:
     shown = signed_app.client.get("/pipelines").json()
     assert shown["literal"]["webhook-secret"] == "***" and "lit-secret" not in json.dumps(shown)
-    signed_app.client.post("/webhook?pipeline=literal", headers={"X-Gitlab-Token": "lit-secret"})
+    signed_app.client.post(
+        "/webhook?pipeline=literal", headers={"Authorization": "Bearer lit-secret"}
+    )
     job = claim(signed_app)
     assert "webhook-secret" not in job["pipeline"]
     assert "lit-secret" not in json.dumps(signed_app.rows("SELECT * FROM builds"))
