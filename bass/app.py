@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from bass import auth, errors, pruning, webhook, worker_api
-from bass.config import Settings, named_keys
+from bass.config import Config, Settings, named_keys
 from bass.guard import Guard
 from bass.ingest import otlp_proto, receiver
 from bass.ingest.forward import Forwarding
@@ -38,6 +38,7 @@ from bass.ingest.gate import TelemetryGate
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.poller import poll_forever
+from bass.reload import ConfigWatcher
 from bass.store import telemetry
 from bass.store.db import Database
 from bass.ui import (
@@ -103,16 +104,32 @@ def create_app(settings: Settings) -> Starlette:
         elif any(p.get("notifications") for p in settings.config.pipelines.values()):
             log.warning("pipelines ask for e-mail notifications, but no --smtp-host is set")
         worker_keys = named_keys(settings.config.worker_keys)
+        own_keys: list[tuple[str, str]] = []  # the local worker's: no file names it
         stop = threading.Event()
         worker_thread = None
         local_name = f"local:{os.getpid()}"
         if settings.local_worker:
             local_key = secrets.token_urlsafe(24)
-            worker_keys.append(("local", local_key))
+            own_keys.append(("local", local_key))
+            worker_keys.extend(own_keys)
             worker_thread = _start_local_worker(settings, local_key, local_name, stop)
-        tasks = [asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval))]
-        if any(p.get("poll") for p in settings.config.pipelines.values()):
-            tasks.append(asyncio.create_task(poll_forever(orchestrator)))
+
+        def apply_config(config: Config) -> None:
+            # The files changed (or SIGHUP): what is queued from now on uses them; a
+            # build already queued keeps the pipeline config it stored.
+            orchestrator.config = config
+            worker_keys[:] = named_keys(config.worker_keys) + own_keys  # in place: shared
+            gate.ingest_tokens = named_keys(config.ingest_tokens)
+
+        watcher = ConfigWatcher(settings, apply_config)
+        watch_stop = asyncio.Event()
+        watch_task = asyncio.create_task(watcher.watch(watch_stop))
+        app.state.reload_config = watcher.reload_soon  # SIGHUP, from bass.server
+        tasks = [
+            asyncio.create_task(_reap_forever(orchestrator, settings.reap_interval)),
+            # always: a pipeline given "poll" by an edit is polled without a restart
+            asyncio.create_task(poll_forever(orchestrator)),
+        ]
         policy = pruning.Policy.from_settings(settings)
         if policy.active:
             tasks.append(
@@ -139,8 +156,10 @@ def create_app(settings: Settings) -> Starlette:
                 "templates": templates(),
                 "people": people,
                 "webhook_slots": asyncio.Semaphore(4),  # webhook bodies read at once
+                "config_status": watcher.status,
             }
         finally:
+            watch_stop.set()
             for task in tasks:
                 task.cancel()
             stop.set()
@@ -148,6 +167,7 @@ def create_app(settings: Settings) -> Starlette:
                 await asyncio.to_thread(worker_thread.join, 30)
                 await orchestrator.abandon(local_name, "cancelled: bass serve stopped")
             await asyncio.to_thread(forwarding.close)
+            await watch_task
             db.close()
 
     routes = [

@@ -60,7 +60,16 @@ def run_server(settings: Settings) -> int:
         log.info("signal %d: shutting down", signum)
         threading.Thread(target=stop, name="bass-shutdown", daemon=True).start()
 
+    def on_hangup(signum: int, _frame: object) -> None:
+        # This (main) thread is not the loop's: reload_config is thread-safe, it only
+        # schedules the reload on the server's loop (call_soon_threadsafe).
+        reload_config = getattr(app.state, "reload_config", None)
+        if reload_config is not None:
+            log.info("signal %d: reading the configuration files again", signum)
+            reload_config()
+
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hangup)
     thread = threading.Thread(target=server.run, name="bass-serve")
     announced = False
     try:

@@ -31,6 +31,12 @@ RULES = [
     ("bass/states.py", ("bass",), "the vocabulary comes from the builder alone"),
     ("bass/config.py", ("bass",), "settings and files sit below everything that reads them"),
     ("bass/refs.py", ("bass",), "a leaf"),
+    ("bass/reload.py", ("bass.app", "bass.server", "bass.ui", "bass.orchestrator", "bass.ingest",
+                        "bass.worker", "bass.store"),
+     "the watcher knows the files; the app gives it apply"),
+    ("bass/forges*.py", ("bass.app", "bass.server", "bass.ui", "bass.orchestrator",
+                         "bass.ingest", "bass.worker", "bass.store", "bass.webhook"),
+     "reading a delivery is pure"),
     ("bass/params.py", ("bass",), "a leaf"),
 ]  # fmt: skip
 

@@ -36,6 +36,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["log_html"] = log_html
     t.env.filters["redact_url"] = redact_url
     t.env.globals["max_lines"] = MAX_LOG_LINES
+    t.env.globals["config_problem"] = config_problem
     t.env.globals["csrf_field"] = lambda request: Markup(
         f'<input type="hidden" name="csrf" value="{escape(csrf_token(request))}">'
     )
@@ -93,6 +94,13 @@ def source_of_ref(ref: str | None) -> Source:
     return Source(ref=ref)
 
 
+def config_problem(request: Request) -> str | None:
+    """What is wrong with the configuration files since their last edit (the last good
+    configuration is in force meanwhile), or None."""
+    status = getattr(request.state, "config_status", None)
+    return status().get("error") if status is not None else None
+
+
 def csrf_token(request: Request) -> str:
     """The value the dashboard's forms carry (templates: `csrf_field()`)."""
     return str(request.scope.get("bass.csrf", ""))
@@ -106,6 +114,7 @@ async def server_status(request: Request) -> dict[str, Any]:
     counts = await state.db.aread(state_counts)
     return {
         "builds": counts,
+        "config": state.config_status(),
         **state.ingest_status(),
         "store": {"path": str(state.db.path), "bytes": state.db.size()},
     }

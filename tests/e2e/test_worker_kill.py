@@ -268,7 +268,12 @@ def test_killing_serve_kills_its_local_workers_build(repo, serve, tmp_path, left
         "every process of the killed serve's build to be gone",
         context=lambda: f"alive: {_survivors(procs)}\nserve:\n{server.output()}",
     )
-    assert not list((workspace / ".bass" / "runs").glob("*.json")), "the record is left"
+    # the watchdog removes the run's record after its sweep: wait for that too
+    wait_until(
+        lambda: not list((workspace / ".bass" / "runs").glob("*.json")),
+        "the watchdog to remove the run's record",
+        context=server.output,
+    )
 
 
 def test_what_a_build_leaves_running_dies_when_it_ends(repo, serve, worker, tmp_path, leftovers):

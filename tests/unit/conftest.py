@@ -99,6 +99,9 @@ def make_app(tmp_path: Path) -> Iterator[Any]:
             db_path = tmp_path / f"bass{len(started)}.db"
             settings.setdefault("allowed_hosts", ["testserver"])  # TestClient's Host
             settings.setdefault("users_file", str(tmp_path / f"users{len(started)}.json"))
+            # the files the config watcher looks at: here, never the working directory
+            for name in ("pipelines_file", "env_file", "worker_keys_file", "ingest_tokens_file"):
+                settings.setdefault(name, str(tmp_path / f"{name}{len(started)}"))
             app = create_app(Settings(db=str(db_path), config=config, **settings))
             client = stack.enter_context(TestClient(app))
             started.append(App(client, db_path))

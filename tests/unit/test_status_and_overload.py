@@ -57,7 +57,8 @@ def test_status_shape(app: App) -> None:
 
     assert response.status_code == 200
     status = response.json()
-    assert set(status) == {"builds", "ingest", "forwarding", "store"}
+    assert set(status) == {"builds", "config", "ingest", "forwarding", "store"}
+    assert status["config"]["ok"] is True and status["config"]["error"] is None
     assert status["builds"] == {"ok": 1, "failed": 1, "running": 1, "queued": 1}
     ingest = status["ingest"]
     assert ingest["requests"] == {"traces 200": 1, "logs 200": 2, "traces 400": 1, "logs 415": 1}

@@ -187,3 +187,26 @@ def test_the_pipeline_page_filters_by_branch_and_status(app: App) -> None:
     assert [b["number"] for b in api] == [1]
     build_page = app.client.get("/pipelines/features/1").text
     assert "on main" in build_page and "aaaaaaaaaa" in build_page
+
+
+def test_a_bad_edit_of_the_pipelines_file_shows_on_every_page(make_app: Any, tmp_path: Any) -> None:
+    import json as _json
+
+    from tests.e2e.waiting import wait_until
+
+    pipelines_file = tmp_path / "live-pipelines.json"
+    pipelines_file.write_text(_json.dumps(PIPELINES))
+    app = make_app(PIPELINES, pipelines_file=str(pipelines_file))
+    status = app.client.app_state["config_status"]
+    wait_until(lambda: status()["watching"], "the watcher to watch")
+    pipelines_file.write_text('{"oops": ')
+    wait_until(lambda: status()["error"], "the bad edit to be seen")
+    for path in ("/", "/pipelines/main-only", "/status"):
+        page = app.client.get(path).text
+        assert "The configuration files have an error" in page, path
+        assert "live-pipelines.json" in page
+    assert app.client.get("/api/status").json()["config"]["ok"] is False
+    pipelines_file.write_text(_json.dumps({**PIPELINES, "added": PIPELINES["main-only"]}))
+    wait_until(lambda: not status()["error"], "the fix to be seen")
+    assert "The configuration files have an error" not in app.client.get("/").text
+    assert "added" in app.client.get("/pipelines").json()
