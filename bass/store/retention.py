@@ -7,6 +7,8 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
+from bass import ansi
+
 CHUNK = 2000  # rows deleted per transaction: ingest waits at most one chunk
 
 
@@ -88,7 +90,7 @@ def _delete_logs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> int:
     their share of the per-span counts."""
     conn.executemany(
         "INSERT INTO logs_fts (logs_fts, rowid, body, trace_id) VALUES ('delete', ?, ?, ?)",
-        ((r["id"], r["body"], r["trace_id"]) for r in rows),
+        ((r["id"], ansi.plain(r["body"]), r["trace_id"]) for r in rows),  # as indexed
     )
     conn.executemany("DELETE FROM logs WHERE id = ?", ((r["id"],) for r in rows))
     spans = Counter((r["trace_id"], r["span_id"]) for r in rows)

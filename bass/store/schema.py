@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+from bass import ansi
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_initial",
@@ -251,6 +253,33 @@ MIGRATIONS: list[tuple[str, str]] = [
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        "0009_log_lines",
+        """
+        -- Each log record's line number in its span (1, 2, … in arrival order): what the
+        -- log viewer asks for (a window of lines, a link to a line). Within a span, line
+        -- order is id order, so the index serves both.
+        ALTER TABLE logs ADD COLUMN line INTEGER NOT NULL DEFAULT 0;
+        UPDATE logs SET line = numbered.n
+            FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY trace_id, span_id ORDER BY id)
+                         AS n FROM logs) AS numbered
+            WHERE logs.id = numbered.id;
+        DROP INDEX logs_trace;
+        CREATE INDEX logs_line ON logs (trace_id, span_id, line);
+        -- The last line number given in a span: retention lowers `n`, never this.
+        ALTER TABLE log_counts ADD COLUMN last_line INTEGER NOT NULL DEFAULT 0;
+        UPDATE log_counts SET last_line = (
+            SELECT COALESCE(MAX(line), 0) FROM logs
+            WHERE logs.trace_id = log_counts.trace_id AND logs.span_id = log_counts.span_id);
+
+        -- Search sees lines as a reader does: without colour codes and other escapes,
+        -- carriage-return progress collapsed (bass.ansi.plain); lines are stored as sent.
+        INSERT INTO logs_fts (logs_fts, rowid, body, trace_id)
+            SELECT 'delete', id, body, trace_id FROM logs WHERE bass_plain(body) != body;
+        INSERT INTO logs_fts (rowid, body, trace_id)
+            SELECT id, bass_plain(body), trace_id FROM logs WHERE bass_plain(body) != body;
+        """,
+    ),
 ]
 
 
@@ -259,6 +288,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
+    conn.create_function("bass_plain", 1, ansi.plain, deterministic=True)
     # A plain cursor: the connection may hand rows out as dicts (bass.store.db does).
     cursor = conn.cursor()
     cursor.row_factory = None

@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from bass import ansi
+
 # A decoded span: a dict with these keys plus "resource" (canonical JSON).
 SPAN_COLUMNS = (
     "trace_id",
@@ -48,13 +50,13 @@ WHERE spans.end_ns = 0
 """
 _INSERT_LOG = """
 INSERT INTO logs (id, trace_id, span_id, time_ns, severity_number, severity_text, body,
-                  attributes, resource_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  attributes, resource_id, line)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 _INDEX_LOG = "INSERT INTO logs_fts (rowid, trace_id, body) VALUES (?, ?, ?)"
 _COUNT_LOGS = """
-INSERT INTO log_counts (trace_id, span_id, n) VALUES (?, ?, ?)
-ON CONFLICT (trace_id, span_id) DO UPDATE SET n = n + excluded.n
+INSERT INTO log_counts (trace_id, span_id, n, last_line) VALUES (?, ?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO UPDATE SET n = n + excluded.n, last_line = excluded.last_line
 """
 
 
@@ -96,11 +98,23 @@ def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
         return
     resources = resource_ids(conn, (record[7] for record in records))
     first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 AS id FROM logs").fetchone()["id"]
-    rows = [(first + n, *record[:7], resources[record[7]]) for n, record in enumerate(records)]
-    conn.executemany(_INSERT_LOG, rows)
-    conn.executemany(_INDEX_LOG, ((row[0], row[1], row[6]) for row in rows))
     spans = Counter(record[:2] for record in records)
-    conn.executemany(_COUNT_LOGS, ((t, s, n) for (t, s), n in spans.items()))
+    last = {span: _last_line(conn, *span) for span in spans}
+    rows = []
+    for n, record in enumerate(records):
+        last[record[:2]] += 1
+        rows.append((first + n, *record[:7], resources[record[7]], last[record[:2]]))
+    conn.executemany(_INSERT_LOG, rows)
+    plain = ansi.plain
+    conn.executemany(_INDEX_LOG, ((row[0], row[1], plain(row[6])) for row in rows))
+    conn.executemany(_COUNT_LOGS, ((t, s, n, last[t, s]) for (t, s), n in spans.items()))
+
+
+def _last_line(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:
+    row = conn.execute(
+        "SELECT last_line FROM log_counts WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()
+    return row["last_line"] if row else 0
 
 
 def close_open_spans(conn: sqlite3.Connection, trace_id: str, *, end_ns: int, status: str) -> int:
@@ -202,9 +216,10 @@ def logs_of(
         where.append("id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match)")
         params["match"] = fts_query(search, trace_id=trace_id)
     backwards = tail or before_id is not None
+    order = "line" if span_id is not None else "id"  # the same order, in the span's index
     rows = conn.execute(
         f"SELECT * FROM logs WHERE {' AND '.join(where)} "
-        f"ORDER BY id {'DESC' if backwards else 'ASC'} LIMIT :limit",
+        f"ORDER BY {order} {'DESC' if backwards else 'ASC'} LIMIT :limit",
         params,
     ).fetchall()
     if backwards:
@@ -255,12 +270,58 @@ def log_tail(
     """The last `limit` log records of one span, oldest first: only what a page shows
     of each line (id, severity, body)."""
     rows = conn.execute(
-        "SELECT id, severity_number, body FROM logs WHERE trace_id = ? AND span_id = ? "
-        "ORDER BY id DESC LIMIT ?",
+        "SELECT id, line, severity_number, body FROM logs WHERE trace_id = ? AND span_id = ? "
+        "ORDER BY line DESC LIMIT ?",
         (trace_id, span_id, limit),
     ).fetchall()
     rows.reverse()
     return rows
+
+
+def log_lines(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, first: int, last: int
+) -> list[dict[str, Any]]:
+    """Lines `first` to `last` (numbers, inclusive) of one span: what the log viewer
+    shows of each (number, time, severity, body, and its stream when the builder says
+    which one it is)."""
+    return conn.execute(
+        """
+        SELECT line, time_ns, severity_number, body,
+               CASE WHEN attributes LIKE '%log.iostream%'
+                    THEN json_extract(attributes, '$."log.iostream"') END AS stream
+        FROM logs WHERE trace_id = ? AND span_id = ? AND line BETWEEN ? AND ?
+        ORDER BY line
+        """,
+        (trace_id, span_id, first, last),
+    ).fetchall()
+
+
+def line_hits(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, text: str, limit: int = 1000
+) -> list[int]:
+    """The numbers of one span's lines that hold every word of `text`, in order."""
+    if not text.strip():
+        return []
+    rows = conn.execute(
+        """
+        SELECT line FROM logs
+        WHERE id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match)
+          AND trace_id = :trace_id AND span_id = :span_id
+        ORDER BY line LIMIT :limit
+        """,
+        {"match": fts_query(text, trace_id=trace_id), "trace_id": trace_id,
+         "span_id": span_id, "limit": limit},
+    ).fetchall()  # fmt: skip
+    return [row["line"] for row in rows]
+
+
+def last_lines(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
+    """The number of the last line of each span of a trace that has lines."""
+    rows = conn.execute(
+        "SELECT span_id, last_line FROM log_counts WHERE trace_id = ? AND last_line > 0",
+        (trace_id,),
+    ).fetchall()
+    return {r["span_id"]: r["last_line"] for r in rows}
 
 
 def log_count(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:

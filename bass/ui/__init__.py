@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from bass import states
+from bass import ansi, states
 from bass.auth import CSRF_COOKIE, same_secret
 from bass.params import read_form
 from bass.refs import redact_url, valid_changed_ref
@@ -22,20 +22,20 @@ from bass.store.builds import Source, state_counts
 from bass.ui import steps
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-# The lines of one step a page shows, asking for earlier ones again and again; past it
-# the whole log is one click away as text.
-MAX_LOG_LINES = 5_000
+FRAGMENT_HEADER = "x-bass-fragment"  # bass.js asks for a page's live part with it
 
 
 def templates() -> Jinja2Templates:
     t = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     t.env.globals["duration"] = steps.duration
     t.env.globals["states"] = states
-    t.env.filters["clock"] = lambda ts: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    t.env.filters["clock"] = _clock
+    t.env.filters["iso"] = lambda ts: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
     t.env.filters["ago"] = _ago
-    t.env.filters["log_html"] = log_html
+    t.env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
+    t.env.filters["plain"] = ansi.plain
+    t.env.filters["web_url"] = web_url
     t.env.filters["redact_url"] = redact_url
-    t.env.globals["max_lines"] = MAX_LOG_LINES
     t.env.globals["config_problem"] = config_problem
     t.env.globals["csrf_field"] = lambda request: Markup(
         f'<input type="hidden" name="csrf" value="{escape(csrf_token(request))}">'
@@ -43,15 +43,17 @@ def templates() -> Jinja2Templates:
     return t
 
 
-def log_html(rows: list[dict[str, Any]]) -> Markup:
-    """Log lines as the `<pre>` of a log viewer shows them, each escaped and coloured by
-    severity. Rendered here, not by the template: a page can hold a thousand lines."""
-    return Markup(
-        "".join(
-            f'<span class="sev-{r["severity_number"] // 4}">{escape(r["body"])}</span>\n'
-            for r in rows
-        )
-    )
+def _clock(ts: float) -> str:
+    """A moment as this server's clock reads it, with its time zone."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
+
+
+def web_url(url: str | None) -> str | None:
+    """`url` when it is an http(s) address a link may lead to, else None (a forge's
+    compare URL is the sender's text: never a javascript: link)."""
+    if isinstance(url, str) and url.lower().startswith(("https://", "http://")):
+        return url
+    return None
 
 
 def _ago(ts: float | None) -> str:
@@ -65,9 +67,9 @@ def _ago(ts: float | None) -> str:
 
 
 def render(request: Request, full: str, partial: str, context: dict[str, Any]) -> Response:
-    """The whole page, or only its partial when htmx asks to refresh it: the page
+    """The whole page, or only its live part when bass.js asks to refresh it: the page
     includes the same partial, so its markup exists once."""
-    name = partial if request.headers.get("hx-request") == "true" else full
+    name = partial if request.headers.get(FRAGMENT_HEADER) == "1" else full
     context.setdefault("now_ns", time.time_ns())
     return request.state.templates.TemplateResponse(request, name, context)
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from bass import params, states
+from bass import ansi, states
 from bass.store import builds, telemetry
-from bass.ui import MAX_LOG_LINES, render, steps
-from bass.ui.ansi import terminal_safe
+from bass.ui import failure, render, steps
 
-LOG_LINES_PER_STEP = 200  # the tail of a step's log the page shows
-EMBED_LINES = 1_000  # log lines a build page embeds; other steps load theirs when opened
 OPEN = (*states.FAILURES, states.RUNNING)  # steps shown opened
+SUMMARY_LINES = 2_000  # the last lines of a failed step its failure is looked for in
 
 
 def _load_build(conn, name: str, number: int):
@@ -25,31 +24,45 @@ def _load_build(conn, name: str, number: int):
         return None
     trace_id = build["trace_id"]
     spans = telemetry.spans_of(conn, trace_id)
-    counts = telemetry.log_counts(conn, trace_id)
+    last_lines = telemetry.last_lines(conn, trace_id)
     parents = {s["parent_span_id"] for s in spans}
     opened = {
         s["span_id"] for s in spans if s["bass_status"] in OPEN and s["span_id"] not in parents
     }
-    # The opened steps' logs first, then the build's own output, then steps in start
-    # order, while the page's budget lasts: a build of a million lines renders as fast
-    # as a small one.
-    order = sorted(
-        (s for s in spans if counts.get(s["span_id"])),
-        key=lambda s: (
-            s["span_id"] not in opened,
-            s["span_id"] != build["root_span_id"],
-            s["start_ns"],
-        ),
-    )
-    logs, budget = {}, EMBED_LINES
-    for span in order:
-        lines = min(counts[span["span_id"]], LOG_LINES_PER_STEP)
-        if lines <= budget:
-            logs[span["span_id"]] = telemetry.log_tail(
-                conn, trace_id, span["span_id"], LOG_LINES_PER_STEP
-            )
-            budget -= lines
-    return build, spans, counts, logs, opened
+    failed = _failure(conn, build, spans, last_lines) if build["state"] in states.FAILURES else None
+    return build, spans, last_lines, opened, failed
+
+
+def _failure(conn, build, spans, last_lines) -> dict[str, Any] | None:
+    """Where a failed build failed: the first failing step that has no failing step
+    under it (else the build's own output), its path, exit code and the line of its
+    output most worth reading (bass.ui.failure), with that line's number."""
+    root_id = build["root_span_id"]
+    paths = steps.step_paths(steps.build_steps(spans, root_id))
+    failing = {s["span_id"] for _, s in paths if s["bass_status"] in states.FAILURES}
+    under = {s["parent_span_id"] for _, s in paths if s["span_id"] in failing}
+    leaves = [(path, s) for path, s in paths if s["span_id"] in failing - under]
+    leaves.sort(key=lambda item: item[1]["start_ns"] or 0)
+    root = next((s for s in spans if s["span_id"] == root_id), None)
+    path, span = leaves[0] if leaves else (("build output",), root)
+    if span is None:
+        return None
+    found: dict[str, Any] = {
+        "span": span,
+        "path": " / ".join(path),
+        "exit_code": span["attributes"].get("process.exit.code"),
+        "line": None,
+        "text": ansi.plain(span["status_message"] or ""),
+    }
+    last = last_lines.get(span["span_id"], 0)
+    if last:
+        first = max(last - SUMMARY_LINES + 1, 1)
+        rows = telemetry.log_lines(conn, build["trace_id"], span["span_id"], first, last)
+        finding = failure.summary([ansi.plain(r["body"]) for r in rows])
+        if finding is not None:
+            found["line"] = rows[finding.index]["line"] if rows else None
+            found["text"] = finding.line or found["text"]
+    return found
 
 
 async def build(request: Request) -> Response:
@@ -57,16 +70,17 @@ async def build(request: Request) -> Response:
     loaded = await request.state.db.aread(_load_build, name, number)
     if loaded is None:
         raise HTTPException(404, f"no build {name} #{number}")
-    build, spans, counts, logs, opened = loaded
+    build, spans, last_lines, opened, failed = loaded
     root = next((s for s in spans if s["span_id"] == build["root_span_id"]), None)
+    if failed is not None:
+        opened.add(failed["span"]["span_id"])
     context = {
         "build": build,
         "root": root,
         "steps": steps.build_steps(spans, build["root_span_id"]),
-        "log_counts": counts,
-        "logs": logs,
+        "last_lines": last_lines,
         "opened": opened,
-        "limit": LOG_LINES_PER_STEP,
+        "failure": failed,
         "active": build["state"] in states.ACTIVE,
     }
     return render(request, "build.html", "_build.html", context)
@@ -96,60 +110,6 @@ async def timeline(request: Request) -> Response:
     return render(request, "timeline.html", "_timeline.html", context)
 
 
-async def step_log(request: Request) -> Response:
-    """The tail of one step's log as the build page shows it (?span=ID): what a step
-    the page did not embed loads when it is opened, and `lines=N` (up to MAX_LOG_LINES) when
-    the reader asks for earlier lines."""
-    name, number = request.path_params["name"], request.path_params["number"]
-    span_id = request.query_params.get("span", "")
-    wanted = params.number(request.query_params.get("lines"))
-    lines = min(wanted, MAX_LOG_LINES) if wanted else LOG_LINES_PER_STEP
-
-    def load(conn):
-        build = builds.by_number(conn, name, number)
-        if build is None:
-            return None
-        tail = telemetry.log_tail(conn, build["trace_id"], span_id, lines)
-        n = telemetry.log_count(conn, build["trace_id"], span_id) if tail else 0
-        return build, tail, n
-
-    loaded = await request.state.db.aread(load)
-    if loaded is None:
-        raise HTTPException(404, f"no build {name} #{number}")
-    build, tail, n = loaded
-    context = {
-        "build": build,
-        "span_id": span_id,
-        "lines": tail,
-        "count": n,
-        "limit": LOG_LINES_PER_STEP,
-    }
-    return request.state.templates.TemplateResponse(request, "_log.html", context)
-
-
-async def build_log(request: Request) -> Response:
-    """The whole log of a build, or of one step (?span=ID), as plain text, safe for a
-    terminal (colours kept, other control sequences removed)."""
-    name, number = request.path_params["name"], request.path_params["number"]
-    span_id = request.query_params.get("span")
-    build = await request.state.db.aread(builds.by_number, name, number)
-    if build is None:
-        raise HTTPException(404, f"no build {name} #{number}")
-
-    def lines():
-        after = 0
-        while True:
-            page = request.state.db.read(
-                telemetry.logs_of, build["trace_id"], span_id=span_id, after_id=after, limit=5000
-            )
-            if not page:
-                return
-            yield "".join(terminal_safe(r["body"]) + "\n" for r in page)
-            after = page[-1]["id"]
-
-    return StreamingResponse(lines(), media_type="text/plain; charset=utf-8")
-
-
 async def build_by_id(request: Request) -> Response:
     """/builds/ID: a build by its id (what a rerun links to); redirects to its page."""
     build = await request.state.db.aread(builds.get, request.path_params["build_id"])
@@ -174,8 +134,6 @@ async def trace(request: Request) -> Response:
 
 routes = [
     Route("/pipelines/{name}/{number:id}", build, methods=["GET"], name="build"),
-    Route("/pipelines/{name}/{number:id}/log", build_log, methods=["GET"], name="build_log"),
-    Route("/pipelines/{name}/{number:id}/steplog", step_log, methods=["GET"], name="step_log"),
     Route("/pipelines/{name}/{number:id}/timeline", timeline, methods=["GET"], name="timeline"),
     Route("/traces/{trace_id}", trace, methods=["GET"], name="trace"),
     Route("/builds/{build_id:id}", build_by_id, methods=["GET"], name="build_by_id"),

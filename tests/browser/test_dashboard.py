@@ -58,15 +58,16 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
     page.evaluate("window.__noReload = true")
     page.locator('li.step[data-step="wait"][data-status="running"]').wait_for(timeout=30000)
     assert page.locator("h1 .badge").inner_text() == "running"
-    page.locator('pre.log:has-text("waiting")').wait_for(timeout=10000)
+    page.locator('li.step[data-step="wait"] .lv-line:has-text("waiting")').wait_for(timeout=10000)
     # a step the reader opens stays open across the live refreshes of the page
     prepare = page.locator('li.step[data-step="prepare"] > details')
     assert prepare.get_attribute("open") is None
     prepare.locator("summary").click()
-    page.evaluate("document.getElementById('build').dataset.seen = '1'")
-    page.locator("#build:not([data-seen])").wait_for(timeout=10000)  # refreshed
+    page.evaluate("""document.addEventListener('bass:refreshed',
+                     () => document.body.dataset.refreshed = '1')""")
+    page.locator("body[data-refreshed]").wait_for(timeout=10000)  # refreshed
     assert prepare.get_attribute("open") is not None
-    assert "prepared <i>not italic</i>" in prepare.locator("pre.log").inner_text()
+    assert "prepared <i>not italic</i>" in prepare.locator(".lv-window").inner_text()
 
     gate.write_text("go")
     page.locator("h1 .s-ok").wait_for(timeout=30000)
@@ -84,8 +85,7 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
         "finish": "ok",
         "done": "ok",
     }
-    prepare_log = page.locator('li.step[data-step="prepare"] pre.log')
-    prepare_log.evaluate("el => el.closest('details').open = true")
+    prepare_log = page.locator('li.step[data-step="prepare"] .lv-window')
     assert "prepared <i>not italic</i>" in prepare_log.inner_text()
     assert page.locator("li.step i").count() == 0, "log output must be escaped"
 
@@ -103,7 +103,7 @@ def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, br
     wait = page.locator('li.step[data-step="wait"]')
     assert "target" in (wait.get_attribute("class") or "")
     assert wait.locator(":scope > details").get_attribute("open") is not None
-    assert "released" in wait.locator("pre.log").inner_text()
+    wait.locator(".lv-line", has_text="released").wait_for(timeout=10000)
     page.close()
 
 
@@ -121,7 +121,7 @@ build({"name": "verbose", "steps": [
 """
 
 
-def test_a_verbose_build_page_embeds_a_bounded_log_and_loads_the_rest_when_opened(
+def test_a_failed_build_opens_at_its_failure_and_other_steps_load_when_opened(
     repo, serve, tmp_path, browser
 ):
     repo.commit({"job.py": VERBOSE})
@@ -133,43 +133,30 @@ def test_a_verbose_build_page_embeds_a_bounded_log_and_loads_the_rest_when_opene
     assert job["state"] == "failed"
 
     page = browser.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/lines?" in r.url else None)
     page.goto(server.url + "/pipelines/verbose/1")
-    # The failing step comes first and is open, whatever its place in the build.
+    # The failing step is open, named in the banner, whatever its place in the build.
     broken = page.locator('li.step[data-step="broken"]')
     assert broken.locator("details").get_attribute("open") is not None
-    assert "it broke <b>here</b>" in broken.locator("pre.log").inner_text()
-    # 7 steps of 250 lines: the page embeds the last 200 lines of as many as fit in
-    # 1,000 lines (the failing step's one line, then s1..s4); the others wait.
-    embedded = [f"s{n}" for n in range(1, 5)]
-    lazy = [f"s{n}" for n in range(5, 8)]
-    for name in embedded:
-        step = page.locator(f'li.step[data-step="{name}"]')
-        assert step.locator("pre.log", has_text=f"{name} line 250").count() == 1
-        assert "last 200 of 250 lines" in step.text_content()
-    for name in lazy:
-        step = page.locator(f'li.step[data-step="{name}"]')
-        assert step.locator("pre.log").count() == 0
-        assert "250 lines, loaded when opened" in step.text_content()
-
+    banner = page.locator(".failure")
+    assert "verbose / broken" in banner.inner_text() and "exit code 3" in banner.inner_text()
+    broken.locator(".lv-line", has_text="it broke <b>here</b>").wait_for(timeout=10000)
+    assert page.locator(".lv-window b").count() == 0, "log output must be escaped"
+    # the steps that passed are closed, and none of their lines was fetched
+    spans = {name: page.locator(f'li.step[data-step="{name}"]').get_attribute("id")[5:]
+             for name in ("s1", "s6", "broken")}  # fmt: skip
+    assert not any(spans["s6"] in url or spans["s1"] in url for url in asked)
     step = page.locator('li.step[data-step="s6"]')
+    assert step.locator(".lv-line").count() == 0
+    assert "250 lines" in (step.text_content() or "")
     step.locator("summary").first.click()
-    log = step.locator("pre.log")
-    log.wait_for(timeout=10000)
-    text = log.inner_text()
-    assert text.splitlines()[0] == "s6 line 51 <b>x</b>" and text.splitlines()[-1].startswith(
-        "s6 line 250"
-    )
-    assert "last 200 of 250 lines" in step.inner_text()
-    # and earlier lines on demand, in place
-    step.locator("a.earlier", has_text="50 earlier").click()
-    step.locator("pre.log", has_text="s6 line 1 <b>x</b>").wait_for(timeout=10000)
-    lines = step.locator("pre.log").inner_text().splitlines()
-    assert lines == [f"s6 line {i} <b>x</b>" for i in range(1, 251)]
-    assert step.locator("a.earlier").count() == 0 and "last " not in step.inner_text()
-    assert page.locator("pre.log b").count() == 0, "log output must be escaped"
-    # the other lazy steps stay as they were
-    assert page.locator('li.step[data-step="s7"] pre.log').count() == 0
-    assert page.goto(server.url + "/pipelines/verbose/9/steplog?span=x").status == 404
+    step.locator(".lv-line[data-n='250']", has_text="s6 line 250 <b>x</b>").wait_for(timeout=10000)
+    assert "250 lines" in step.locator(".lv-count").inner_text()
+    # its first line is one scroll away
+    step.locator(".lv-scroll").evaluate("e => e.scrollTop = 0")
+    step.locator(".lv-line[data-n='1']", has_text="s6 line 1 <b>x</b>").wait_for(timeout=10000)
+    assert page.locator(".lv-window b").count() == 0, "log output must be escaped"
     page.close()
 
 

@@ -76,3 +76,43 @@ def test_every_shipped_migration_applies_to_a_new_file(tmp_path):
     applied = schema.migrate(conn)
     conn.close()
     assert applied == [name for name, _ in schema.MIGRATIONS]
+
+
+def test_0009_numbers_each_spans_lines_and_indexes_them_without_escapes(tmp_path, monkeypatch):
+    """A database from before 0009 gets line numbers per span in arrival order, a last
+    line per span, and a search index that finds coloured words as a reader reads them;
+    the next lines continue the numbering."""
+    from bass.store import telemetry
+
+    names = [name for name, _ in schema.MIGRATIONS]
+    before = schema.MIGRATIONS[: names.index("0009_log_lines")]
+    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
+    monkeypatch.setattr(schema, "MIGRATIONS", before)
+    schema.migrate(conn)
+    rows = [("t1", "a", "one"), ("t1", "b", "\x1b[31mE501\x1b[0m line too long"),
+            ("t1", "a", "two"), ("t2", "a", "other"), ("t1", "a", "10%\r100% done")]  # fmt: skip
+    for n, (trace, span, body) in enumerate(rows, 1):
+        conn.execute(
+            "INSERT INTO logs (id, trace_id, span_id, time_ns, body) VALUES (?, ?, ?, 1, ?)",
+            (n, trace, span, body),
+        )
+        conn.execute("INSERT INTO logs_fts (rowid, trace_id, body) VALUES (?, ?, ?)",
+                     (n, trace, body))  # fmt: skip
+        conn.execute(
+            "INSERT INTO log_counts (trace_id, span_id, n) VALUES (?, ?, 1) "
+            "ON CONFLICT DO UPDATE SET n = n + 1",
+            (trace, span),
+        )
+    monkeypatch.undo()
+    assert schema.migrate(conn) == ["0009_log_lines"]
+    conn.row_factory = sqlite3.Row
+    lines = conn.execute("SELECT id, line FROM logs ORDER BY id").fetchall()
+    assert [r["line"] for r in lines] == [1, 1, 2, 1, 3]
+    assert telemetry.last_lines(conn, "t1") == {"a": 3, "b": 1}
+    assert telemetry.line_hits(conn, "t1", "b", "E501") == [1]
+    assert telemetry.line_hits(conn, "t1", "a", "100%") == [3]
+    assert telemetry.line_hits(conn, "t1", "a", "10%") == []
+    assert conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
+    telemetry.insert_logs(conn, [("t1", "a", 2, 9, "INFO", "three", "{}", "{}")])
+    assert telemetry.log_lines(conn, "t1", "a", 3, 4)[-1]["body"] == "three"
+    assert telemetry.last_lines(conn, "t1")["a"] == 4
