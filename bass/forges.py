@@ -19,7 +19,7 @@ callable taking a lowercase name; the body is the raw bytes (the caller bounds i
 - reason: why nothing is built ("ping", "branch feature deleted", "a GitHub issues
   event builds nothing", ...); "" for push and tag.
 - delivery_id: X-GitHub-Delivery, X-Gitea-Delivery, X-Forgejo-Delivery,
-  X-Gitlab-Event-UUID (else Idempotency-Key, X-Gitlab-Webhook-UUID), Bitbucket's
+  GitLab's Idempotency-Key (else X-Gitlab-Event-UUID, X-Gitlab-Webhook-UUID), Bitbucket's
   X-Request-UUID (never X-Hook-UUID: that names the webhook, not the delivery); None.
 - pipeline: a generic body's "pipeline" (forges' bodies are not read for it).
 - branch / tag: the short name pushed or deleted (at most one of them is set).
@@ -49,6 +49,9 @@ callable taking a lowercase name; the body is the raw bytes (the caller bounds i
 - changed_refs / tags: a generic body's `changed-refs` and `tags` (a list of strings or
   a comma-separated string); empty for a forge. The prototype's contract derives the
   build's changed refs from these plus `commits`, and its tags plus `tag`.
+- others: the other refs a Bitbucket push changed (one delivery for `git push origin
+  main v1.0`; the other forges send one a ref), each a Delivery, the last pushed first;
+  the delivery itself is the last change. Empty for every other forge.
 
 A body is JSON, or form-encoded (`application/x-www-form-urlencoded`, GitHub's and
 Gitea's other content type) with the JSON in its `payload` field. A body of the wrong
@@ -98,7 +101,9 @@ _DELIVERY_HEADERS: dict[str, tuple[str, ...]] = {
     "github": ("x-github-delivery",),
     "gitea": ("x-gitea-delivery",),
     "forgejo": ("x-forgejo-delivery",),
-    "gitlab": ("x-gitlab-event-uuid", "idempotency-key", "x-gitlab-webhook-uuid"),
+    # Idempotency-Key stays the same when GitLab retries or resends a delivery; the
+    # Event-UUID changes on a resend and is shared by webhooks one webhook set off
+    "gitlab": ("idempotency-key", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid"),
     "bitbucket": ("x-request-uuid",),
     "generic": (),
 }

@@ -73,6 +73,7 @@ class Delivery:
     total_commits: int | None = None
     changed_refs: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    others: list[Delivery] = field(default_factory=list)
 
 
 def text(value: Any, path: str) -> str:
@@ -326,14 +327,25 @@ def read_gitlab(o: Obj, d: Delivery, hook: str) -> Delivery:
 
 
 def read_bitbucket(o: Obj, d: Delivery) -> Delivery:
-    """Bitbucket Cloud's repo:push. A push may change several refs; the delivery is the
-    last change that leaves a ref (the last of all when every change deletes one)."""
+    """Bitbucket Cloud's repo:push. A push may change several refs (`git push origin
+    main v1.0`); the delivery is the last change that leaves a ref (the last of all when
+    every change deletes one), and `others` the other changes that leave one, the last
+    first."""
     changes = (o.obj("push", required=True) or o).objs("changes")
     if not changes:
         d.reason = "a Bitbucket push with no changes builds nothing"
         return d
     building = [c for c in changes if c.obj("new") is not None]
-    change = (building or changes)[-1]
+    read = [
+        _bitbucket_change(o, change, Delivery(forge=d.forge, delivery_id=d.delivery_id))
+        for change in reversed(building or changes[-1:])
+    ]
+    read[0].others = read[1:]
+    return read[0]
+
+
+def _bitbucket_change(o: Obj, change: Obj, d: Delivery) -> Delivery:
+    """One change of a Bitbucket push (`o`), read into `d`."""
     new, old = change.obj("new"), change.obj("old")
     ref = new or old
     if ref is None:

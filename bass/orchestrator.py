@@ -143,7 +143,8 @@ class Orchestrator:
         if build is None:
             raise Duplicate(delivery)
         log.info("%s #%d queued (%s)", pipeline, build["number"], trigger)
-        if config.get("cancel-superseded") and source.branch:
+        # a rerun repeats an older commit: it never cancels the branch's newer builds
+        if config.get("cancel-superseded") and source.branch and rerun_of is None:
             await self._supersede(build)
         self._wake_workers()
         return build

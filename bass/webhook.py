@@ -15,12 +15,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bass import auth, forges
-from bass.orchestrator import Duplicate, NotBuilt, Orchestrator, UnknownPipeline
+from bass.orchestrator import Duplicate, NotBuilt, Orchestrator, UnknownPipeline, not_built
 from bass.params import people_base_url, read_body, string_list
 from bass.refs import redact_url, valid_changed_ref
 from bass.store.builds import Source
 
 MAX_WEBHOOK_BODY = 25 << 20  # GitHub sends up to 25 MB (a push of many commits)
+MAX_LISTED_FILES = 5_000  # changed files a build keeps of what a forge listed
 
 
 def webhook_secret(pipeline: dict[str, Any], env: dict[str, str]) -> str | None:
@@ -75,26 +76,17 @@ async def webhook(request: Request) -> Response:
         raise HTTPException(401, f"pipeline {name!r} takes deliveries signed with its secret")
     if delivery.event in ("ping", "delete", "other"):
         return _answer(False, reason=delivery.reason)
+    query_tags = string_list(request.query_params.get("tags"), "tags")
+    delivery = built_change(delivery, pipeline, query_tags)
     changed_refs = string_list(request.query_params.get("changed-refs"), "changed-refs")
     changed_refs += delivery.changed_refs
     if not delivery.truncated:  # an incomplete list would be a wrong changeset: none is "all"
         changed_refs += delivery.commits
-    tags = string_list(request.query_params.get("tags"), "tags") + delivery.tags
-    if delivery.tag:
-        tags.append(delivery.tag)
+    tags = tags_of(delivery, query_tags)
     bad = [r for r in changed_refs if not valid_changed_ref(r)]
     if bad:
         raise HTTPException(400, f"not a commit, branch or tag name: {bad[0]!r:.80}")
-    source = Source(
-        branch=delivery.branch,
-        tag=delivery.tag,
-        commit=delivery.after,
-        before=delivery.before,
-        changed_files=None if delivery.truncated else delivery.files,
-        message=delivery.message,
-        author=delivery.author,
-        compare_url=delivery.compare_url,
-    )
+    source = source_of(delivery)
     ref = request.query_params.get("ref")
     if ref and source.commit is None:  # the prototype's webhook, or bass run --ref
         if not valid_changed_ref(ref) or ".." in ref:
@@ -117,6 +109,45 @@ async def webhook(request: Request) -> Response:
     except Duplicate:
         return _answer(False, duplicate=True, reason="this delivery was received before")
     return JSONResponse(queued_answer(build, people_base_url(request)))
+
+
+def source_of(delivery: forges.Delivery) -> Source:
+    """What a delivery asks to build."""
+    return Source(
+        branch=delivery.branch,
+        tag=delivery.tag,
+        commit=delivery.after,
+        before=delivery.before,
+        # a list past MAX_LISTED_FILES is kept as a truncated one is: not at all (the
+        # worker diffs the push itself; every build row and job would carry it)
+        changed_files=None
+        if delivery.truncated or len(delivery.files or ()) > MAX_LISTED_FILES
+        else delivery.files,
+        message=delivery.message,
+        author=delivery.author,
+        compare_url=delivery.compare_url,
+    )
+
+
+def tags_of(delivery: forges.Delivery, query_tags: list[str]) -> list[str]:
+    """The build's tags: the query's, a generic body's, and the pushed tag."""
+    return query_tags + delivery.tags + ([delivery.tag] if delivery.tag else [])
+
+
+def built_change(
+    delivery: forges.Delivery, pipeline: dict[str, Any], query_tags: list[str]
+) -> forges.Delivery:
+    """Of a push that changed several refs (a Bitbucket delivery of `git push origin main
+    v1.0`), the change the pipeline builds: the delivery (the last change) if it does,
+    else the first of its others that it does; else the delivery, whose reason is
+    answered."""
+    if not delivery.others:
+        return delivery
+    for change in (delivery, *delivery.others):
+        if change.event in ("push", "tag"):
+            if not_built(pipeline, source_of(change), tags_of(change, query_tags)) is None:
+                return change
+    return delivery
 
 
 def queued_answer(build: dict[str, Any], base: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from bass import states
 from bass.orchestrator import NotBuilt, Orchestrator, UnknownPipeline
 from bass.store import builds
 from bass.ui import check_form, source_of_ref
@@ -45,6 +46,8 @@ async def _the_build(request: Request) -> dict:
 async def rerun(request: Request) -> Response:
     await check_form(request)
     original = await _the_build(request)
+    if original["state"] in states.ACTIVE:
+        raise HTTPException(409, "this build has not ended: rerun it once it has")
     try:
         build = await request.state.orchestrator.rerun(original)
     except UnknownPipeline:

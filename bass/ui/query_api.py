@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bass import params
+from bass import params, states
 from bass.orchestrator import NotBuilt, UnknownPipeline
 from bass.params import people_base_url, query_int, read_json
 from bass.store import builds, telemetry
@@ -68,6 +68,8 @@ async def rerun(request: Request) -> Response:
     original = await request.state.db.aread(builds.by_number, name, number)
     if original is None:
         raise HTTPException(404, f"no build {name} #{number}")
+    if original["state"] in states.ACTIVE:
+        raise HTTPException(409, f"{name} #{number} has not ended: rerun it once it has")
     try:
         build = await request.state.orchestrator.rerun(original)
     except UnknownPipeline:

@@ -5,8 +5,9 @@ The first rule that gives an answer is the changeset (docs/contracts.md, "Job JS
 
 1. the job has `commit` and `before`: `git diff` between them (`before` fetched by its
    sha if the workspace lacks it);
-2. the job has `commit` and no `before` (a new branch or tag): `git diff` between the
-   merge base of the commit and the pipeline's ref head (fetched now) and the commit;
+2. the job has `commit`, a `branch` or `tag` and no `before` (a new branch or tag):
+   `git diff` between the merge base of the commit and the pipeline's ref head
+   (fetched now) and the commit;
 3. the forge's `changed-files`;
 4. `changed-refs`, as always: each commit against its first parent, or `a..b` (after
    the fetch of all branches and tags, if the workspace had only fetched `commit`).
@@ -29,7 +30,7 @@ def changeset(wanted: Wanted, workspace: Workspace, commit: str) -> list[str]:
     if wanted.commit is not None:
         if wanted.before is not None:
             paths = _since_before(workspace, wanted.before, commit)
-        else:
+        elif wanted.branch or wanted.tag:  # a new branch or tag, not a pinned rerun
             paths = _since_merge_base(workspace, wanted.pipeline_ref, commit)
     if paths is None and wanted.changed_files:
         files = clean(wanted.changed_files)

@@ -307,7 +307,7 @@ def test_gitlab_push_to_main() -> None:
     assert d == Delivery(
         forge="gitlab",
         event="push",
-        delivery_id=UUID,
+        delivery_id="idem-1",
         branch="main",
         before=p["before"],
         after=p["after"],
@@ -366,10 +366,13 @@ def test_gitlab_other_hooks_and_system_hooks() -> None:
     assert d.event == "other" and "System Hook" in d.reason
 
 
-def test_gitlab_delivery_id_falls_back_to_the_idempotency_key() -> None:
+def test_gitlab_delivery_id_is_the_idempotency_key_then_the_event_uuid() -> None:
+    """GitLab keeps Idempotency-Key across retries and resends; the Event-UUID changes
+    on a resend and is shared by webhooks that one webhook set off."""
     h = headers("gitlab", "Push Hook")
-    del h["X-Gitlab-Event-UUID"]
     assert parse(h, body("gitlab/push-main.json")).delivery_id == "idem-1"
+    del h["Idempotency-Key"]
+    assert parse(h, body("gitlab/push-main.json")).delivery_id == UUID
 
 
 # ---------------------------------------------------------------------------- Bitbucket
@@ -698,3 +701,15 @@ def test_a_25_mb_body_parses() -> None:
     assert verify(h, data, SECRET)
     assert time.monotonic() - start < 10
     assert (d.event, d.branch, d.commits) == ("push", "main", ids("github/push-main.json"))
+
+
+def test_a_huge_file_list_is_not_kept() -> None:
+    """Past MAX_LISTED_FILES a forge's list of changed files is dropped, as a truncated
+    one is: the worker diffs the push itself, and no build row or job carries it."""
+    from bass.webhook import MAX_LISTED_FILES, source_of
+
+    d = deliver("github", "push", "github/push-main.json")
+    d.files = [f"f{i}" for i in range(MAX_LISTED_FILES)]
+    assert source_of(d).changed_files == d.files
+    d.files.append("one more")
+    assert source_of(d).changed_files is None

@@ -210,3 +210,19 @@ def test_a_bad_edit_of_the_pipelines_file_shows_on_every_page(make_app: Any, tmp
     wait_until(lambda: not status()["error"], "the fix to be seen")
     assert "The configuration files have an error" not in app.client.get("/").text
     assert "added" in app.client.get("/pipelines").json()
+
+
+def test_a_rerun_cancels_no_newer_build_and_waits_for_its_build_to_end(app: App) -> None:
+    """Rerunning an older commit of a branch leaves the branch's newer build alone; a
+    build that has not ended is not rerun (409)."""
+    enqueue(app, "features", branch="feature/a", commit="1" * 40)
+    first = claim(app).json()
+    assert app.client.post("/api/pipelines/features/builds/1/rerun").status_code == 409
+    assert app.form_post("/pipelines/features/1/rerun").status_code == 409
+    app.client.post(first["result-url"], json={"status": "failed"}, headers=holder(first))
+    enqueue(app, "features", branch="feature/a", commit="2" * 40)
+    newer = claim(app).json()
+    rerun = app.client.post("/api/pipelines/features/builds/1/rerun").json()
+    assert app.job(rerun["id"])["commit_sha"] == "1" * 40
+    beat = app.client.post(newer["heartbeat-url"], headers=holder(newer)).json()
+    assert beat == {"state": "running", "cancel": False}
