@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -185,6 +185,7 @@ def create_app(settings: Settings) -> Starlette:
         *status.routes,
         *login.routes,
         Route("/healthz", _healthz, methods=["GET"]),
+        Route("/favicon.ico", _favicon, methods=["GET"]),
         Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]
     guard = Middleware(
@@ -232,6 +233,11 @@ def _mailer(settings: Settings) -> Mailer | None:
 
 async def _healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
+
+
+async def _favicon(request: Request) -> Response:
+    """What a browser asks for before it has read a page's icon link."""
+    return FileResponse(PACKAGE_DIR / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
 async def _reap_forever(orchestrator: Orchestrator, interval: float) -> None:

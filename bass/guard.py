@@ -38,7 +38,7 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # What needs no person: machines authenticate on their own (worker keys, job tokens,
 # webhook secrets, ingest tokens), and the login page must be reachable to log in.
 MACHINE_PREFIXES = ("/webhook", "/dequeue", "/jobs/", "/v1/", "/healthz", "/static/")
-OPEN_PATHS = ("/login",)
+OPEN_PATHS = ("/login", "/favicon.ico")
 SECURITY_HEADERS = [
     (
         b"content-security-policy",

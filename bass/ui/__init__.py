@@ -34,6 +34,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["ago"] = _ago
     t.env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
     t.env.filters["plain"] = ansi.plain
+    t.env.filters["ansi_html"] = ansi.to_html
     t.env.filters["web_url"] = web_url
     t.env.filters["redact_url"] = redact_url
     t.env.globals["config_problem"] = config_problem

@@ -741,6 +741,7 @@ _MACROS_STUB = """
 {% macro build_link(build) %}<a href="#">#{{ build.number }}</a>{% endmacro %}
 {% macro build_duration(build, now_ns) %}{% endmacro %}
 {% macro source(build) %}{{ build.get('branch') }}{% endmacro %}
+{% macro when(ts) %}{% endmacro %}
 """
 
 

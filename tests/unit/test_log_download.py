@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bass.ui.ansi import terminal_safe
+from bass.ansi import terminal_safe
 from tests.unit.conftest import App
 from tests.unit.helpers import post_logs, record, start_build, trace_of
 

@@ -396,7 +396,7 @@ def test_search_page_escapes_and_links_to_the_step(app: App) -> None:
     assert response.template.name == "search.html"  # type: ignore[attr-defined]
     assert "<script>alert" not in response.text
     assert "&lt;script&gt;alert(" in response.text and "&amp; found" in response.text
-    assert f'href="http://testserver/pipelines/demo/1#step-{STEP_A}"' in response.text
+    assert f'href="http://testserver/pipelines/demo/1#step-{STEP_A}-L1"' in response.text
     assert [line["body"] for line in response.context["lines"]] == [evil]  # type: ignore[attr-defined]
 
 
@@ -418,7 +418,8 @@ def test_search_page_within_one_build(make_app: Any) -> None:
     ]  # oldest first within a build
     assert "needle elsewhere" not in response.text
     assert "unit tests" in response.text
-    assert response.text.count(f"/pipelines/demo/1#step-{STEP_A}") == 2
+    assert f"/pipelines/demo/1#step-{STEP_A}-L1" in response.text  # each at its line
+    assert f"/pipelines/demo/1#step-{STEP_A}-L2" in response.text
     # across the pipeline: both builds, newest first
     response = app.client.get("/search", params={"q": "needle", "pipeline": "demo"})
     assert [line["body"] for line in response.context["lines"]] == [  # type: ignore[attr-defined]
