@@ -9,6 +9,8 @@ const PAGE = 500; // lines fetched at once
 const KEEP_PAGES = 40; // pages kept in memory per viewer (the DOM holds one screen)
 const MAX_SPACER = 8_000_000; // px: past it, scroll positions are scaled to line numbers
 const LIVE_POLL = 400; // ms between asks for a running step's new lines
+const GROUP_START = /^(?:::group::|##\[group\])(.*)$/; // as bass.ui.logview reads them
+const GROUP_END = /^(?:::endgroup::|##\[endgroup\])/;
 
 let clockSkew = 0; // server's clock minus this browser's, from the Date of answers
 const touched = new WeakSet(); // <details> the reader opened or closed
@@ -115,6 +117,8 @@ class LogView {
     this.following = false;
     this.target = null; // highlighted line
     this.hits = [];
+    this.groups = []; // {start, end (0: not ended yet), title, open}: ::group:: markers
+    this.hidden = []; // [first, last] line ranges inside closed groups, sorted, merged
     this.build(download);
     this.last = Number(root.dataset.last) || 0;
     this.sizeSpacer();
@@ -122,6 +126,7 @@ class LogView {
     if (at) this.jump(at);
     else this.toEnd();
     this.live();
+    this.loadGroups(at);
   }
 
   build(download) {
@@ -183,12 +188,31 @@ class LogView {
 
   // geometry: `position` is the (fractional) index of the top line, 0-based
   get rows() { return Math.max(Math.ceil(this.scroller.clientHeight / LINE_HEIGHT), 1); }
-  get maxTop() { return Math.max(this.last - this.rows, 0); }
+  get maxTop() { return Math.max(this.total - this.rows, 0); }
+  // rows shown: every line but those inside closed groups
+  get total() { return this.last - this.hidden.reduce((n, [a, b]) => n + Math.max(Math.min(b, this.last) - a + 1, 0), 0); }
+
+  rowToLine(row) { // 1-based both
+    let n = row;
+    for (const [a, b] of this.hidden) { if (n >= a) n += b - a + 1; else break; }
+    return n;
+  }
+
+  lineToRow(n) {
+    let row = n;
+    for (const [a, b] of this.hidden) {
+      if (b < n) row -= b - a + 1;
+      else if (a <= n) return row - (n - a + 1); // inside: its group's header
+      else break;
+    }
+    return row;
+  }
 
   sizeSpacer() {
-    const height = Math.min(this.last * LINE_HEIGHT + 4, MAX_SPACER);
+    const rows = this.total;
+    const height = Math.min(rows * LINE_HEIGHT + 4, MAX_SPACER);
     this.spacer.style.height = `${height}px`;
-    this.scroller.style.height = `${Math.min(Math.max(this.last, 3) * LINE_HEIGHT + 6, Math.round(window.innerHeight * 0.65))}px`;
+    this.scroller.style.height = `${Math.min(Math.max(rows, 3) * LINE_HEIGHT + 6, Math.round(window.innerHeight * 0.65))}px`;
     this.count.textContent = `${this.last.toLocaleString("en-US")} lines`;
     this.root.style.setProperty("--digits", Math.max(String(this.last).length, 3));
   }
@@ -231,7 +255,54 @@ class LogView {
   jump(n) {
     this.target = n;
     this.setFollowing(false);
-    this.scrollToLine(n - 1 - Math.floor(this.rows / 2));
+    if (this.groups.some((g) => !g.open && g.start < n && (!g.end || n <= g.end))) {
+      for (const g of this.groups) if (g.start < n && (!g.end || n <= g.end)) g.open = true;
+      this.regroup();
+    }
+    this.scrollToLine(this.lineToRow(n) - 1 - Math.floor(this.rows / 2));
+  }
+
+  // groups: `::group::title` … `::endgroup::` (and `##[group]`), closed unless they
+  // hold the line the viewer opens at or are still running
+  async loadGroups(at) {
+    try {
+      const answer = await fetch(`${this.source}?span=${encodeURIComponent(this.span)}&groups=1`);
+      if (!answer.ok) return;
+      const data = await answer.json();
+      if (!data.groups.length) return;
+      const holds = (g, n) => n && g.start < n && (!g.end || n <= g.end);
+      const live = this.groups.filter((g) => !data.groups.some(([start]) => start === g.start));
+      this.groups = data.groups.map(([start, end, title]) => ({ start, end, title, open: !end || holds({ start, end }, at || this.target) }));
+      this.groups.push(...live);
+      this.regroup();
+      if (this.following) this.scrollToLine(this.maxTop);
+      else if (this.target) this.scrollToLine(this.lineToRow(this.target) - 1 - Math.floor(this.rows / 2));
+    } catch (e) { /* no groups then */ }
+  }
+
+  groupAt(n) { return this.groups.find((g) => g.start === n); }
+
+  noteMarker(line) { // a live line that opens or closes a group
+    const text = line.body.replace(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+    const opened = text.match(GROUP_START);
+    if (this.groupAt(line.n)) return;
+    if (opened) this.groups.push({ start: line.n, end: 0, title: opened[1], open: true });
+    else if (GROUP_END.test(text)) {
+      const g = this.groups.findLast((x) => !x.end);
+      if (g) g.end = line.n;
+    }
+  }
+
+  regroup() {
+    const ranges = this.groups.filter((g) => !g.open).map((g) => [g.start + 1, g.end || Infinity]).sort((x, y) => x[0] - y[0]);
+    this.hidden = [];
+    for (const r of ranges) {
+      const prev = this.hidden[this.hidden.length - 1];
+      if (prev && r[0] <= prev[1] + 1) prev[1] = Math.max(prev[1], r[1]);
+      else this.hidden.push(r);
+    }
+    this.sizeSpacer();
+    this.render(true);
   }
 
   // lines ---------------------------------------------------------------------------
@@ -241,8 +312,8 @@ class LogView {
     return page ? page.lines.get(n) : undefined;
   }
 
-  need(first, last) {
-    for (let p = Math.floor((first - 1) / PAGE); p <= Math.floor((last - 1) / PAGE); p++) {
+  need(numbers) {
+    for (const p of new Set(numbers.map((n) => Math.floor((n - 1) / PAGE)))) {
       const page = this.pages.get(p);
       if ((page && (page.complete || page.upTo >= Math.min(this.last, (p + 1) * PAGE))) || this.pending.has(p)) continue;
       this.fetchPage(p);
@@ -284,7 +355,25 @@ class LogView {
     else if (!builderDefault && data.severity >= 13) row.classList.add("lv-warn");
     row.append(el("span", "lv-t", clockOf(data.time_ms)));
     const text = el("span", "lv-x");
-    text.innerHTML = data.html; // rendered and escaped by the server (bass.ansi.to_html)
+    const group = this.groupAt(n);
+    if (group) {
+      const toggle = el("button", "lv-fold", group.open ? "▾" : "▸");
+      toggle.type = "button";
+      toggle.setAttribute("aria-expanded", String(group.open));
+      toggle.title = group.open ? "close this group" : "open this group";
+      toggle.addEventListener("click", () => {
+        const onScreen = this.lineToRow(group.start) - 1 - Math.floor(this.position());
+        group.open = !group.open;
+        this.setFollowing(false);
+        this.regroup();
+        this.scrollToLine(this.lineToRow(group.start) - 1 - Math.max(onScreen, 0)); // it stays put
+      });
+      row.classList.add("lv-group");
+      text.append(toggle, el("span", "lv-title", group.title || "group"));
+      if (!group.open) text.append(el("span", "muted", ` ${((group.end || this.last) - group.start).toLocaleString("en-US")} lines`));
+    } else {
+      text.innerHTML = data.html; // rendered and escaped by the server (bass.ansi.to_html)
+    }
     row.append(text);
     return row;
   }
@@ -292,15 +381,18 @@ class LogView {
   render(redraw = false) {
     if (redraw) { for (const e of this.shown.values()) e.remove(); this.shown.clear(); }
     const pos = this.position();
-    const atEnd = this.last > 0 && (this.following || this.atBottom());
+    const total = this.total;
+    const atEnd = total > 0 && (this.following || this.atBottom());
     const rows = this.rows + 2;
     let first = Math.floor(pos) + 1;
-    if (atEnd) first = Math.max(this.last - rows + 1, 1);
-    const last = Math.min(first + rows - 1, this.last);
-    this.need(first, last);
-    for (const [n, e] of this.shown) if (n < first || n > last) { e.remove(); this.shown.delete(n); }
+    if (atEnd) first = Math.max(total - rows + 1, 1);
+    const numbers = [];
+    for (let r = first; r <= Math.min(first + rows - 1, total); r++) numbers.push(this.rowToLine(r));
+    this.need(numbers);
+    const wanted = new Set(numbers);
+    for (const [n, e] of this.shown) if (!wanted.has(n)) { e.remove(); this.shown.delete(n); }
     let before = null;
-    for (let n = last; n >= first; n--) {
+    for (const n of numbers.reverse()) {
       let row = this.shown.get(n);
       if (!row) {
         row = this.lineElement(n);
@@ -345,6 +437,7 @@ class LogView {
             const data = await answer.json();
             if (data.lines.length) {
               for (const l of data.lines) {
+                this.noteMarker(l);
                 const p = Math.floor((l.n - 1) / PAGE);
                 if (!this.pages.has(p)) this.pages.set(p, { lines: new Map(), upTo: 0, complete: false });
                 const page = this.pages.get(p);

@@ -315,6 +315,23 @@ def line_hits(
     return [row["line"] for row in rows]
 
 
+def marker_lines(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, limit: int = 20_000
+) -> list[dict[str, Any]]:
+    """One span's lines holding the word `group` or `endgroup` (where the group markers
+    of its output are), in order: number and body."""
+    match = f'(body:"group" OR body:"endgroup") AND trace_id:"{trace_id.replace(chr(34), "")}"'
+    return conn.execute(
+        """
+        SELECT line, body FROM logs
+        WHERE id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match)
+          AND trace_id = :trace_id AND span_id = :span_id
+        ORDER BY line LIMIT :limit
+        """,
+        {"match": match, "trace_id": trace_id, "span_id": span_id, "limit": limit},
+    ).fetchall()
+
+
 def last_lines(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
     """The number of the last line of each span of a trace that has lines."""
     rows = conn.execute(

@@ -35,7 +35,7 @@ async def lines(request: Request) -> Response:
     """GET /api/pipelines/NAME/builds/N/lines?span=ID and one of: from=A&to=B (lines A to
     B), tail=K (the last K), q=words (the numbers of the lines holding every word). Each
     line: n, time_ms, severity, stream, body as sent, html (colours as spans, escaped);
-    `last` is the step's last line number so far."""
+    `last` is the step's last line number so far. groups=1: the step's `groups`."""
     name, number = request.path_params["name"], request.path_params["number"]
     span_id = request.query_params.get("span", "")
     query = request.query_params.get("q", "")[:500]
@@ -53,6 +53,9 @@ async def lines(request: Request) -> Response:
         if query.strip():
             answer["hits"] = telemetry.line_hits(conn, trace_id, span_id, query)
             return answer
+        if request.query_params.get("groups"):
+            answer["groups"] = groups(telemetry.marker_lines(conn, trace_id, span_id))
+            return answer
         start, end = (max(last - tail + 1, 1), last) if tail else (first, last_asked)
         end = min(end, start + WINDOW - 1)
         rows = telemetry.log_lines(conn, trace_id, span_id, start, end) if end >= start else []
@@ -63,6 +66,26 @@ async def lines(request: Request) -> Response:
     if found is None:
         raise HTTPException(404, f"no build {name} #{number}")
     return JSONResponse(found)
+
+
+GROUP_START = re.compile(r"(?:::group::|##\[group\])(.*)")
+GROUP_END = re.compile(r"::endgroup::|##\[endgroup\]")
+
+
+def groups(markers: list[dict[str, Any]]) -> list[list[Any]]:
+    """[start, end, title] of each group a step's output marks (GitHub's `::group::title`
+    … `::endgroup::`, Azure's `##[group]`); end 0 while a group has not ended."""
+    found: list[list[Any]] = []
+    open_: list[list[Any]] = []
+    for row in markers:
+        text = ansi.plain(row["body"])
+        start = GROUP_START.match(text)
+        if start:
+            found.append([row["line"], 0, start.group(1).strip()[:200]])
+            open_.append(found[-1])
+        elif GROUP_END.match(text) and open_:
+            open_.pop()[1] = row["line"]
+    return found
 
 
 async def download(request: Request) -> Response:

@@ -71,7 +71,12 @@ def _cell(step: str, span: dict[str, Any], inherited: bool, now_ns: int, url: st
     hundreds of cells, so they are rendered here rather than by the template, at a
     tenth of the cost; every value is escaped."""
     status = escape(span["bass_status"])
-    text = "" if inherited else duration(span["start_ns"], span["end_ns"], now_ns)
+    if inherited:
+        text = ""
+    elif span["bass_status"] == "skipped":
+        text = "skipped"
+    else:
+        text = duration(span["start_ns"], span["end_ns"], now_ns)
     return (
         f'<td class="cell s-{status}{" inherited" if inherited else ""}" '
         f'data-step="{escape(step)}" data-status="{status}" '

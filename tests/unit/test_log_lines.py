@@ -120,3 +120,15 @@ def test_a_failed_build_names_its_failing_step_and_line(app: App) -> None:
     assert failure["line"] == 103
     assert f'href="#step-{leaf}-L103"' in page.text
     assert 'data-at="103"' in page.text
+
+
+def test_groups_marked_in_a_steps_output(app: App) -> None:
+    """`::group::title` … `::endgroup::` (and Azure's `##[group]`), coloured or not, nested
+    or still open, as the viewer folds them; a line merely mentioning a group is none."""
+    job = start_build(app)
+    texts = ["before", "::group::Install deps", "pip install", "\x1b[36m##[group]inner\x1b[0m",
+             "x", "##[endgroup]", "::endgroup::", "the group said", "::group::Run tests",
+             "running"]  # fmt: skip
+    post_logs(app, *(record(trace_of(job), STEP, text) for text in texts))
+    answer = app.client.get(LINES, params={"span": STEP, "groups": 1}).json()
+    assert answer["groups"] == [[2, 7, "Install deps"], [4, 6, "inner"], [9, 0, "Run tests"]]
