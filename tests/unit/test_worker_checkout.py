@@ -182,19 +182,23 @@ def test_renames_list_both_names(upstream, tmp_path):
 
 
 def test_a_new_branch_changed_what_it_added_since_the_merge_base(upstream, tmp_path):
-    build = Build(tmp_path / "ws", job(upstream, commit=upstream.feature, before=None))
+    build = Build(
+        tmp_path / "ws", job(upstream, commit=upstream.feature, branch="feature", before=None)
+    )
     # not main-only.txt: main added it after feature branched off
     assert sorted(build.changeset) == ["feature/x.txt", "feature/y.txt", "src/a.py"]
     assert any(f"the merge base with main, in {upstream.feature[:12]}" in s for s in build.said)
 
 
 def test_forges_zero_before_is_a_new_branch(upstream, tmp_path):
-    build = Build(tmp_path / "ws", job(upstream, commit=upstream.feature, before="0" * 40))
+    build = Build(
+        tmp_path / "ws", job(upstream, commit=upstream.feature, branch="feature", before="0" * 40)
+    )
     assert sorted(build.changeset) == ["feature/x.txt", "feature/y.txt", "src/a.py"]
 
 
 def test_the_merge_base_with_the_remotes_default_branch(upstream, tmp_path):
-    build = Build(tmp_path / "ws", job(upstream, None, commit=upstream.feature))
+    build = Build(tmp_path / "ws", job(upstream, None, commit=upstream.feature, branch="feature"))
     assert sorted(build.changeset) == ["feature/x.txt", "feature/y.txt", "src/a.py"]
 
 
@@ -220,9 +224,18 @@ def test_changed_files_when_there_is_no_merge_base(upstream, tmp_path):
     upstream.repo.git("checkout", "--quiet", "--orphan", "unrelated")
     orphan = upstream.repo.commit({"other.txt": "o\n"}, "no common history")
     fields = {"changed-files": ["other.txt"], "changed-refs": [upstream.main]}
-    build = Build(tmp_path / "ws", job(upstream, commit=orphan, **fields))
+    build = Build(tmp_path / "ws", job(upstream, commit=orphan, branch="unrelated", **fields))
     assert build.changeset == ["other.txt"]
     assert any(s.startswith(f"changeset: no merge base of {orphan}") for s in build.said)
+
+
+def test_a_pinned_commit_without_a_pushed_branch_keeps_the_jobs_changeset(upstream, tmp_path):
+    """A rerun of a build of a ref names its commit but no branch or tag: its changeset
+    comes from what the original had (here its changed refs), not the merge base."""
+    fields = {"changed-refs": [upstream.main]}
+    build = Build(tmp_path / "ws", job(upstream, commit=upstream.feature, **fields))
+    assert not any("merge base" in s for s in build.said)
+    assert build.changeset == ["main-only.txt"]
 
 
 def test_changed_refs_when_nothing_else_answers(upstream, tmp_path):
