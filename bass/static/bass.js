@@ -63,9 +63,11 @@ const morphConfig = {
       }
       return true;
     },
-    beforeAttributeUpdated(name, node) {
-      // a step the reader opened or closed stays so
-      return !(name === "open" && node.tagName === "DETAILS" && touched.has(node));
+    beforeAttributeUpdated(name, node, change) {
+      // a step the reader opened or closed stays so; a step is opened (it failed, it
+      // runs), never closed under the reader's eyes
+      if (name !== "open" || node.tagName !== "DETAILS") return true;
+      return !touched.has(node) && change !== "remove";
     },
   },
 };
@@ -107,7 +109,7 @@ function clockOf(ms) {
 }
 
 class LogView {
-  constructor(root, source, download) {
+  constructor(root, source, download, target) {
     this.root = root;
     this.span = root.dataset.span;
     this.source = source;
@@ -121,8 +123,9 @@ class LogView {
     this.hidden = []; // [first, last] line ranges inside closed groups, sorted, merged
     this.build(download);
     this.last = Number(root.dataset.last) || 0;
+    if (root.dataset.seed) this.keep(JSON.parse(root.dataset.seed)); // the page's first lines
     this.sizeSpacer();
-    const at = Number(root.dataset.at) || 0;
+    const at = target || Number(root.dataset.at) || 0;
     if (at) this.jump(at);
     else this.toEnd();
     this.live();
@@ -307,6 +310,18 @@ class LogView {
 
   // lines ---------------------------------------------------------------------------
 
+  // lines the server sent (in order) into their pages; a page knows the run of lines
+  // it holds from its start (`from`…`upTo`), and is fetched whole when that falls short
+  keep(lines) {
+    for (const l of lines) {
+      const p = Math.floor((l.n - 1) / PAGE);
+      let page = this.pages.get(p);
+      if (!page) this.pages.set(p, (page = { lines: new Map(), from: l.n, upTo: l.n - 1 }));
+      page.lines.set(l.n, l);
+      if (l.n === page.upTo + 1) page.upTo = l.n;
+    }
+  }
+
   line(n) {
     const page = this.pages.get(Math.floor((n - 1) / PAGE));
     return page ? page.lines.get(n) : undefined;
@@ -315,7 +330,7 @@ class LogView {
   need(numbers) {
     for (const p of new Set(numbers.map((n) => Math.floor((n - 1) / PAGE)))) {
       const page = this.pages.get(p);
-      if ((page && (page.complete || page.upTo >= Math.min(this.last, (p + 1) * PAGE))) || this.pending.has(p)) continue;
+      if ((page && page.from <= p * PAGE + 1 && page.upTo >= Math.min(this.last, (p + 1) * PAGE)) || this.pending.has(p)) continue;
       this.fetchPage(p);
     }
   }
@@ -329,7 +344,7 @@ class LogView {
       const data = await answer.json();
       const lines = new Map(data.lines.map((l) => [l.n, l]));
       this.pages.delete(p); // the newest page is the last one evicted
-      this.pages.set(p, { lines, upTo: data.last, complete: data.last >= to });
+      this.pages.set(p, { lines, from, upTo: Math.min(data.last, to) });
       while (this.pages.size > KEEP_PAGES) this.pages.delete(this.pages.keys().next().value);
       if (data.last > this.last) { this.last = data.last; this.sizeSpacer(); }
       if (this.following) this.scrollToLine(this.maxTop); else this.render();
@@ -436,15 +451,8 @@ class LogView {
           if (answer.ok) {
             const data = await answer.json();
             if (data.lines.length) {
-              for (const l of data.lines) {
-                this.noteMarker(l);
-                const p = Math.floor((l.n - 1) / PAGE);
-                if (!this.pages.has(p)) this.pages.set(p, { lines: new Map(), upTo: 0, complete: false });
-                const page = this.pages.get(p);
-                page.lines.set(l.n, l);
-                page.upTo = Math.max(page.upTo, l.n);
-                page.complete = page.lines.size >= PAGE;
-              }
+              data.lines.forEach((l) => this.noteMarker(l));
+              this.keep(data.lines);
               this.last = Math.max(this.last, data.last);
               this.sizeSpacer();
               if (this.following) this.scrollToLine(this.maxTop); else this.render();
@@ -490,11 +498,15 @@ class LogView {
 
 // ---- wiring ----------------------------------------------------------------------
 
+let linked = null; // {span, line} of the address's #step-SPAN-LN, until its viewer starts
+
 function startViewer(root) {
   if (viewers.has(root.dataset.span) && viewers.get(root.dataset.span).root === root) return viewers.get(root.dataset.span);
   const build = document.getElementById("build");
   if (!build) return null;
-  const view = new LogView(root, build.dataset.lines, build.dataset.log);
+  const target = linked && linked.span === root.dataset.span ? linked.line : 0;
+  if (target) linked = null;
+  const view = new LogView(root, build.dataset.lines, build.dataset.log, target);
   viewers.set(root.dataset.span, view);
   return view;
 }
@@ -511,6 +523,7 @@ function hydrate(scope) {
 function followHash() {
   const match = decodeURIComponent(location.hash.slice(1)).match(/^step-([0-9a-f]+)(?:-L(\d+))?$/);
   if (!match) return false;
+  linked = match[2] ? { span: match[1], line: Number(match[2]) } : null;
   const step = document.getElementById("step-" + match[1]);
   if (!step) return false;
   const details = step.tagName === "DETAILS" ? step : step.querySelector(":scope > details");
@@ -519,8 +532,9 @@ function followHash() {
   step.classList.add("target");
   const root = step.querySelector(".logview");
   if (match[2] && root) {
+    const fresh = !viewers.has(match[1]) || viewers.get(match[1]).root !== root;
     const view = startViewer(root);
-    if (view) view.jump(Number(match[2]));
+    if (view && !fresh) view.jump(Number(match[2]));
     root.scrollIntoView({ block: "center" });
   } else {
     step.scrollIntoView({ block: "center" });
@@ -541,11 +555,13 @@ document.addEventListener("click", (event) => {
 window.addEventListener("hashchange", followHash);
 
 document.addEventListener("DOMContentLoaded", () => {
-  hydrate(document);
   if (!followHash()) {
+    hydrate(document);
     // a failed build opens at its failing lines
     const failing = document.querySelector(".logview[data-at]");
     if (failing) failing.closest("li.step, details")?.scrollIntoView({ block: "start" });
+  } else {
+    hydrate(document);
   }
   for (const root of document.querySelectorAll("[data-refresh]")) refreshEvery(root);
   setInterval(tick, 1000);

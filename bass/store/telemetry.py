@@ -302,17 +302,35 @@ def line_hits(
     """The numbers of one span's lines that hold every word of `text`, in order."""
     if not text.strip():
         return []
+    return _span_matches(conn, trace_id, span_id, fts_query(text), limit, "line")
+
+
+def _span_matches(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, match: str, limit: int, columns: str
+) -> list[Any]:
+    """Lines of one span matching an FTS5 query. The search is bounded by the span's
+    first and last record ids (a span's lines are consecutive in id order), which FTS5
+    seeks to: a `trace_id` term would read an entry for every line of the trace."""
+    bounds = conn.execute(
+        "SELECT (SELECT id FROM logs WHERE trace_id = :t AND span_id = :s ORDER BY line LIMIT 1)"
+        " AS lo, (SELECT id FROM logs WHERE trace_id = :t AND span_id = :s"
+        " ORDER BY line DESC LIMIT 1) AS hi",
+        {"t": trace_id, "s": span_id},
+    ).fetchone()
+    if bounds["lo"] is None:
+        return []
     rows = conn.execute(
-        """
-        SELECT line FROM logs
-        WHERE id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match)
-          AND trace_id = :trace_id AND span_id = :span_id
+        f"""
+        SELECT {columns} FROM logs
+        WHERE id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match
+                     AND rowid BETWEEN :lo AND :hi)
+          AND +trace_id = :trace_id AND +span_id = :span_id  -- (+: from the matches)
         ORDER BY line LIMIT :limit
         """,
-        {"match": fts_query(text, trace_id=trace_id), "trace_id": trace_id,
+        {"match": match, "lo": bounds["lo"], "hi": bounds["hi"], "trace_id": trace_id,
          "span_id": span_id, "limit": limit},
     ).fetchall()  # fmt: skip
-    return [row["line"] for row in rows]
+    return [row["line"] for row in rows] if columns == "line" else rows
 
 
 def marker_lines(
@@ -320,16 +338,8 @@ def marker_lines(
 ) -> list[dict[str, Any]]:
     """One span's lines holding the word `group` or `endgroup` (where the group markers
     of its output are), in order: number and body."""
-    match = f'(body:"group" OR body:"endgroup") AND trace_id:"{trace_id.replace(chr(34), "")}"'
-    return conn.execute(
-        """
-        SELECT line, body FROM logs
-        WHERE id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :match)
-          AND trace_id = :trace_id AND span_id = :span_id
-        ORDER BY line LIMIT :limit
-        """,
-        {"match": match, "trace_id": trace_id, "span_id": span_id, "limit": limit},
-    ).fetchall()
+    match = 'body:"group" OR body:"endgroup"'
+    return _span_matches(conn, trace_id, span_id, match, limit, "line, body")
 
 
 def last_lines(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:

@@ -121,3 +121,15 @@ async def server_status(request: Request) -> dict[str, Any]:
         **state.ingest_status(),
         "store": {"path": str(state.db.path), "bytes": state.db.size()},
     }
+
+
+def line_json(row: dict[str, Any]) -> dict[str, Any]:
+    """A log line as the log viewer reads it (bass.js; /api/…/lines)."""
+    return {
+        "n": row["line"],
+        "time_ms": row["time_ns"] // 1_000_000,
+        "severity": row["severity_number"],
+        "stream": row["stream"],
+        "body": row["body"],
+        "html": str(ansi.to_html(row["body"])),
+    }

@@ -12,10 +12,12 @@ from starlette.routing import Route
 
 from bass import ansi, states
 from bass.store import builds, telemetry
-from bass.ui import failure, render, steps
+from bass.ui import failure, line_json, render, steps
 
 OPEN = (*states.FAILURES, states.RUNNING)  # steps shown opened
 SUMMARY_LINES = 2_000  # the last lines of a failed step its failure is looked for in
+SEED_LINES = 80  # lines of an opened step the page carries, so its viewer shows them at once
+SEEDED_STEPS = 8
 
 
 def _load_build(conn, name: str, number: int):
@@ -30,7 +32,16 @@ def _load_build(conn, name: str, number: int):
         s["span_id"] for s in spans if s["bass_status"] in OPEN and s["span_id"] not in parents
     }
     failed = _failure(conn, build, spans, last_lines) if build["state"] in states.FAILURES else None
-    return build, spans, last_lines, opened, failed
+    if failed is not None:
+        opened.add(failed["span"]["span_id"])
+    seeds = {}
+    for span_id in sorted(opened & last_lines.keys())[:SEEDED_STEPS]:
+        at = failed["line"] if failed and failed["span"]["span_id"] == span_id else None
+        last = last_lines[span_id]
+        first = max((at - SEED_LINES // 2) if at else (last - SEED_LINES + 1), 1)
+        rows = telemetry.log_lines(conn, trace_id, span_id, first, first + SEED_LINES - 1)
+        seeds[span_id] = [line_json(r) for r in rows]
+    return build, spans, last_lines, opened, failed, seeds
 
 
 def _failure(conn, build, spans, last_lines) -> dict[str, Any] | None:
@@ -70,11 +81,10 @@ async def build(request: Request) -> Response:
     loaded = await request.state.db.aread(_load_build, name, number)
     if loaded is None:
         raise HTTPException(404, f"no build {name} #{number}")
-    build, spans, last_lines, opened, failed = loaded
+    build, spans, last_lines, opened, failed, seeds = loaded
     root = next((s for s in spans if s["span_id"] == build["root_span_id"]), None)
-    if failed is not None:
-        opened.add(failed["span"]["span_id"])
     context = {
+        "seeds": seeds,
         "build": build,
         "root": root,
         "steps": steps.build_steps(spans, build["root_span_id"]),

@@ -15,20 +15,9 @@ from starlette.routing import Route
 from bass import ansi
 from bass.params import query_int
 from bass.store import builds, telemetry
-from bass.ui import steps
+from bass.ui import line_json, steps
 
 WINDOW = 2_000  # most lines one request returns
-
-
-def line_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "n": row["line"],
-        "time_ms": row["time_ns"] // 1_000_000,
-        "severity": row["severity_number"],
-        "stream": row["stream"],
-        "body": row["body"],
-        "html": str(ansi.to_html(row["body"])),
-    }
 
 
 async def lines(request: Request) -> Response:
