@@ -613,9 +613,8 @@ def report(bench: Bench, small: Build, big: Build) -> None:
         " PASS when its max meets the target, PASS (p50; max over) when only its median does.",
         f"preparing the step (queued → its {small.lines:,} / {big.lines:,} lines stored):"
         f" {small.prepare_seconds:.1f} s / {big.prepare_seconds:.1f} s.",
-        f"the last row is the page with one CSS declaration added by the bench (through the"
-        f" CSSOM): what the live line would take if the viewer kept following its tail."
-        f" 'never in view': the line was stored, but not within {LIVE_GRACE} s in its box.",
+        f"live line 'never in view': the line was stored, but not within {LIVE_GRACE} s in"
+        " its box.",
     ]
     below = [
         f"{what} ({build.lines:,}): {bench.series(what, build.size).off_screen}"
