@@ -29,7 +29,7 @@ from bass.store.db import Database
 
 log = logging.getLogger("bass.orchestrator")
 
-BUILDER_SCOPE = "bass_builder"  # the builder's instrumentation scope: its own marker
+BUILDER_SCOPE = telemetry.BUILDER_SCOPE  # the builder's instrumentation scope: its marker
 OnFinished = Callable[[dict[str, Any]], Awaitable[None]]
 
 

@@ -95,6 +95,7 @@ exported when the node starts (endTimeUnixNano "0", bass.status "running") and a
 when it ends; a skipped node is exported once. Attributes: bass.status,
 bass.skip_reason (changeset, earlier step failed, setup failed, timeout, cancelled),
 bass.cwd (relative to --root), bass.timeout, bass.order, bass.role (setup, teardown),
+bass.position (the node's place in the pipeline: steps[1].steps[0], steps[2].setup),
 process.command_args (unexpanded), process.exit.code, code.function.name (Python
 steps). OTLP status: ok -> OK, skipped -> UNSET, others -> ERROR with a message (the
 last lines of stderr, or the reason). With -g or on a local run the root span
@@ -1903,7 +1904,7 @@ class _Run:
             if problem:
                 return self._node_error(node, parent, key, path, role, problem), problem
         span = _Span(self, name, parent.span_id)
-        self._describe_span(span, node, role)
+        self._describe_span(span, node, role, key)
         span.attributes["bass.cwd"] = os.path.relpath(cwd, self.root)
         context = _Context(
             span.span_id, cwd, path, parent.deadline, parent.deadline_owner, parent.protected
@@ -1935,8 +1936,10 @@ class _Run:
                 context.deadline = deadline
                 context.deadline_owner = (context.span_id or "", path, seconds)
 
-    def _describe_span(self, span: _Span, node: dict, role: str | None) -> None:
+    def _describe_span(self, span: _Span, node: dict, role: str | None, key: str) -> None:
         attrs = span.attributes
+        if key:  # where the node is in the pipeline: steps[2].setup, steps[2].steps[0], …
+            attrs["bass.position"] = key
         if role:
             attrs["bass.role"] = role
         seconds = parse_duration(node.get("timeout"))
@@ -1967,7 +1970,7 @@ class _Run:
         self, node: dict, parent: _Context, key: str, path: str, role: str | None, problem: str
     ) -> str:
         span = _Span(self, node["name"], parent.span_id)
-        self._describe_span(span, node, role)
+        self._describe_span(span, node, role, key)
         span.start_ns = time.time_ns()
         self._builder_log(span.span_id, f"bass: {problem}")
         span.end(ERROR, problem)
@@ -1988,7 +1991,7 @@ class _Run:
     ) -> None:
         """Report a node and everything under it as skipped, one span each."""
         span = _Span(self, node["name"], parent_id)
-        self._describe_span(span, node, role)
+        self._describe_span(span, node, role, key)
         span.attributes["bass.skip_reason"] = reason
         span.end(SKIPPED)
         self.view.end(key, path, SKIPPED, reason, top=top)

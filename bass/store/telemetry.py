@@ -10,6 +10,7 @@ from typing import Any
 
 from bass import ansi
 
+BUILDER_SCOPE = "bass_builder"  # the instrumentation scope of the builder's own spans
 # A decoded span: a dict with these keys plus "resource" (canonical JSON).
 SPAN_COLUMNS = (
     "trace_id",
@@ -160,6 +161,27 @@ def spans_of_traces(conn: sqlite3.Connection, trace_ids: list[str]) -> list[dict
         SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, status_code,
                bass_status
         FROM spans WHERE trace_id IN ({marks}) ORDER BY start_ns, span_id
+        """,
+        trace_ids,
+    ).fetchall()
+
+
+def steps_of_traces(conn: sqlite3.Connection, trace_ids: list[str]) -> list[dict[str, Any]]:
+    """The spans the builder (and worker) made in several traces: a pipeline's steps, for
+    its grid; each with its `position` in the pipeline when the builder gave one. Spans
+    of other tools (a test runner's, an instrumented program's) are not steps."""
+    if not trace_ids:
+        return []
+    marks = ",".join("?" for _ in trace_ids)
+    return conn.execute(
+        f"""
+        SELECT trace_id, span_id, parent_span_id, name, start_ns, end_ns, status_code,
+               bass_status,
+               CASE WHEN attributes LIKE '%bass.position%'
+                    THEN json_extract(attributes, '$."bass.position"') END AS position
+        FROM spans WHERE trace_id IN ({marks})
+          AND substr(scope, 1, {len(BUILDER_SCOPE)}) = '{BUILDER_SCOPE}'
+        ORDER BY start_ns, span_id
         """,
         trace_ids,
     ).fetchall()

@@ -28,7 +28,7 @@ async def pipeline(request: Request) -> Response:
         rows = builds.for_pipeline(
             conn, name, limit=PAGE, before=before_number, branch=branch, state=status
         )
-        spans = telemetry.spans_of_traces(conn, [b["trace_id"] for b in rows])
+        spans = telemetry.steps_of_traces(conn, [b["trace_id"] for b in rows])
         return rows, spans, builds.branches(conn, name), name in builds.paused(conn)
 
     rows, spans, known_branches, paused = await request.state.db.aread(load)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,29 +36,52 @@ def build_steps(spans: list[dict[str, Any]], root_span_id: str) -> list[dict[str
     return roots
 
 
-def step_paths(steps: list[dict[str, Any]], prefix: Path = ()) -> list[tuple[Path, dict]]:
+def step_paths(
+    steps: list[dict[str, Any]], prefix: Path = (), unique: bool = True
+) -> list[tuple[Path, dict]]:
     """(path of names, span) for every step, depth first. A name used twice under one
-    parent gets a ` #2` suffix so each path stays unique."""
+    parent gets a ` #2` suffix so each path stays unique (unless not `unique`: then the
+    repeats share the path, and the last one run is what a dict of them keeps)."""
     out: list[tuple[Path, dict]] = []
     seen: dict[str, int] = {}
     for step in steps:
         seen[step["name"]] = seen.get(step["name"], 0) + 1
-        name = step["name"] if seen[step["name"]] == 1 else f"{step['name']} #{seen[step['name']]}"
+        repeat = seen[step["name"]]
+        name = step["name"] if repeat == 1 or not unique else f"{step['name']} #{repeat}"
         path = (*prefix, name)
         out.append((path, step))
-        out.extend(step_paths(step["children"], path))
+        out.extend(step_paths(step["children"], path, unique))
     return out
+
+
+_PLACE = re.compile(r"(setup|teardown|steps\[(\d+)\])$")
+
+
+def _place(position: Any, seen: int) -> tuple[int, ...]:
+    """Where a step's column goes among its siblings': the place the pipeline gives its
+    node (the builder's `bass.position`: setup, its steps in order, teardown), else (a
+    step of the worker's, or of an older builder) the order it was first seen in."""
+    found = _PLACE.search(position) if isinstance(position, str) else None
+    if found is None:
+        return (0, seen)
+    if found.group(2) is not None:
+        return (2, int(found.group(2)))
+    return (1, 0) if found.group(1) == "setup" else (3, 0)
 
 
 @dataclass
 class _Column:
     name: str
+    place: tuple[int, ...] = (0, 0)
     children: dict[str, _Column] = field(default_factory=dict)
+
+    def ordered(self) -> list[tuple[str, _Column]]:
+        return sorted(self.children.items(), key=lambda item: item[1].place)
 
     def leaves(self, path: Path) -> list[Path]:
         if not self.children:
             return [path]
-        return [leaf for n, c in self.children.items() for leaf in c.leaves((*path, n))]
+        return [leaf for n, c in self.ordered() for leaf in c.leaves((*path, n))]
 
     def depth(self) -> int:
         return 1 + max((c.depth() for c in self.children.values()), default=0)
@@ -102,20 +126,24 @@ def grid(
         by_trace.setdefault(span["trace_id"], []).append(span)
     top = _Column("")
     per_build: list[dict[Path, dict]] = []
-    for build in builds:
+    seen = 0
+    for build in builds:  # newest first: the newest build's places win
         steps = build_steps(by_trace.get(build["trace_id"], []), build["root_span_id"])
-        paths = dict(step_paths(steps))
+        paths = dict(step_paths(steps, unique=False))
         per_build.append(paths)
-        for path in paths:
+        for path, step in paths.items():
             column = top
             for name in path:
-                column = column.children.setdefault(name, _Column(name))
+                if name not in column.children:
+                    seen += 1
+                    column.children[name] = _Column(name, _place(step.get("position"), seen))
+                column = column.children[name]
     columns = top.leaves(()) if top.children else []
     depth = top.depth() - 1
     header: list[list[dict[str, Any]]] = [[] for _ in range(depth)]
 
     def add_header(column: _Column, level: int) -> None:
-        for name, child in column.children.items():
+        for name, child in column.ordered():
             header[level].append(
                 {
                     "name": name,

@@ -11,6 +11,7 @@ order of first appearance, the real _grid.html rendering a well-formed table), t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -652,7 +653,7 @@ def test_column_order_follows_start_order_not_names() -> None:
     ]
 
 
-def test_repeated_sibling_names_are_separate_columns() -> None:
+def test_repeated_sibling_names_share_one_column_showing_the_last_run() -> None:
     spans = [
         span("r", "build", 1 * S, 9 * S),
         span("a1", "retry", 1 * S, 2 * S, parent="r", status="failed"),
@@ -660,18 +661,33 @@ def test_repeated_sibling_names_are_separate_columns() -> None:
         span("a3", "retry", 3 * S, 4 * S, parent="r"),
     ]
     g = make_grid([build(1, "t1", "r")], spans)
-    assert header_of(g) == [[("retry", 1, 1), ("retry #2", 1, 1), ("retry #3", 1, 1)]]
+    assert header_of(g) == [[("retry", 1, 1)]]
     assert [summary(c) for c in row_cells(g, 0)] == [
-        ("retry", "cell s-failed", "/pipelines/demo/1#step-a1", "1.0s"),
-        ("retry #2", "cell s-failed", "/pipelines/demo/1#step-a2", "1.0s"),
-        ("retry #3", "cell s-ok", "/pipelines/demo/1#step-a3", "1.0s"),
+        ("retry", "cell s-ok", "/pipelines/demo/1#step-a3", "1.0s")
     ]
-    # the title names the step as its span does, without the suffix
-    assert [c.get("title") for c in row_cells(g, 0)] == [
-        "retry: failed",
-        "retry: failed",
-        "retry: ok",
-    ]
+
+
+def test_columns_follow_the_pipelines_order_not_the_order_steps_ran_in() -> None:
+    """The builder gives each node its place (bass.position): setup, steps in order,
+    teardown; unordered steps that started in another order keep their columns."""
+
+    def placed(span_id: str, name: str, start: int, position: str, **kw: Any) -> dict:
+        return {**span(span_id, name, start, start + S, **kw), "position": position}
+
+    first = [span("r1", "build", 0, 9 * S), span("c1", "checkout", 0, S, parent="r1"),
+             placed("p1", "pipe", S, "", parent="r1"),
+             placed("z1", "zeta", 4 * S, "steps[2]", parent="p1"),
+             placed("a1", "alpha", 2 * S, "steps[0]", parent="p1"),
+             placed("t1", "down", 8 * S, "teardown", parent="p1"),
+             placed("m1", "mid", 3 * S, "steps[1]", parent="p1"),
+             placed("s1", "up", S, "setup", parent="p1")]  # fmt: skip
+    second = [{**x, "trace_id": "t2", "span_id": x["span_id"][0] + "2",
+               "parent_span_id": (x["parent_span_id"][0] + "2") if x["parent_span_id"] else "",
+               "start_ns": 20 * S - x["start_ns"] if x.get("position") else x["start_ns"]}
+              for x in first]  # fmt: skip
+    g = make_grid([build(2, "t2", "r2"), build(1, "t1", "r1")], second + first)
+    assert check_consistent(g) == [
+        "checkout", "pipe/up", "pipe/alpha", "pipe/mid", "pipe/zeta", "pipe/down"]  # fmt: skip
 
 
 # -- grid: escaping -------------------------------------------------------------------------
@@ -950,3 +966,32 @@ def test_timeline_rounds_to_three_places_and_of_nothing_is_empty() -> None:
 )
 def test_duration(start: int, end: int, now: int, expected: str) -> None:
     assert steps.duration(start, end, now) == expected
+
+
+def test_spans_of_other_tools_in_a_build_never_change_the_grids_columns(app) -> None:
+    """A step's test runner exports its own spans into the build's trace: they are in
+    the step's trace, never grid columns, and no row's columns change."""
+    from tests.unit.helpers import start_build, trace_of
+    from tests.unit.helpers import span as otlp_span
+
+    def columns(page: str) -> dict[str, list[str]]:
+        rows = re.findall(r'<tr data-build="(\d+)">(.*?)</tr>', page, re.S)
+        return {n: re.findall(r'data-step="([^"]*)"', cells) for n, cells in rows}
+
+    jobs = [start_build(app) for _ in range(2)]
+    for job in jobs:
+        trace, root = trace_of(job), job["otel"]["root-span-id"]
+        app.send_spans(otlp_span(trace, "a" * 16, parent=root, name="lint", end=2),
+                   otlp_span(trace, "b" * 16, parent=root, name="test", end=3),
+                   scope="bass_builder")  # fmt: skip
+    before = columns(app.client.get("/pipelines/demo").text)
+    assert before == {"2": ["lint", "test"], "1": ["lint", "test"]}
+    trace = trace_of(jobs[1])
+    foreign = [otlp_span(trace, f"{i:016x}", parent="b" * 16, name=f"test_{i}", end=3)
+               for i in range(1, 30)]  # fmt: skip
+    app.send_spans(*foreign, scope="opentelemetry.instrumentation.pytest")
+    assert columns(app.client.get("/pipelines/demo").text) == before
+    # they are in the build's trace, under their step
+    tree = app.client.get(f"/api/traces/{trace}").json()["spans"]
+    step = next(node for node in tree if node["name"] == "test")
+    assert len(step["children"]) == 29
