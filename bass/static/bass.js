@@ -478,7 +478,8 @@ class LogView {
       if (answer.ok && text === this.find.value) {
         this.hits = (await answer.json()).hits;
         this.hitSet = new Set(this.hits);
-        this.hitCount.textContent = this.hits.length ? `${this.hits.length.toLocaleString("en-US")} matches` : "no match";
+        const n = this.hits.length;
+        this.hitCount.textContent = n ? `${n.toLocaleString("en-US")} match${n === 1 ? "" : "es"}` : "no match";
         this.current = -1;
         if (this.hits.length) this.step(1);
       }

@@ -59,12 +59,13 @@ def serve_scripts(
 
 
 # The lines a log viewer shows: wholly inside its scroll box's client area (its scroll
-# bars excluded) and inside the browser's viewport. `text` is null for a line whose text
-# has not arrived yet.
-_SHOWN = """(scroller) => {
+# bars excluded) and, unless told otherwise, inside the browser's viewport. `text` is
+# null for a line whose text has not arrived yet.
+_SHOWN = """(scroller, inViewport) => {
   const box = scroller.getBoundingClientRect();
-  const top = Math.max(box.top + scroller.clientTop, 0);
-  const bottom = Math.min(box.top + scroller.clientTop + scroller.clientHeight, innerHeight);
+  let top = box.top + scroller.clientTop;
+  let bottom = top + scroller.clientHeight;
+  if (inViewport) { top = Math.max(top, 0); bottom = Math.min(bottom, innerHeight); }
   return [...scroller.querySelectorAll(".lv-line")].filter((line) => {
     const r = line.getBoundingClientRect();
     return r.height > 0 && r.top >= top - 1 && r.bottom <= bottom + 1;
@@ -76,9 +77,10 @@ _SHOWN = """(scroller) => {
 }"""
 
 
-def shown_lines(viewer: Any) -> list[dict[str, Any]]:
-    """What the log viewer `viewer` (a locator of a div.logview) shows, top to bottom."""
-    return viewer.locator(".lv-scroll").evaluate(_SHOWN)
+def shown_lines(viewer: Any, *, in_viewport: bool = True) -> list[dict[str, Any]]:
+    """What the log viewer `viewer` (a locator of a div.logview) shows, top to bottom:
+    in its box and the window (`in_viewport`), or in its box, however the page scrolled."""
+    return viewer.locator(".lv-scroll").evaluate(_SHOWN, in_viewport)
 
 
 def shown_numbers(viewer: Any) -> list[int]:
