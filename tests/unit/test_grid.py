@@ -971,8 +971,8 @@ def test_duration(start: int, end: int, now: int, expected: str) -> None:
 def test_spans_of_other_tools_in_a_build_never_change_the_grids_columns(app) -> None:
     """A step's test runner exports its own spans into the build's trace: they are in
     the step's trace, never grid columns, and no row's columns change."""
-    from tests.unit.helpers import start_build, trace_of
     from tests.unit.helpers import span as otlp_span
+    from tests.unit.helpers import start_build, trace_of
 
     def columns(page: str) -> dict[str, list[str]]:
         rows = re.findall(r'<tr data-build="(\d+)">(.*?)</tr>', page, re.S)
