@@ -131,12 +131,12 @@ def grid(
         steps = build_steps(by_trace.get(build["trace_id"], []), build["root_span_id"])
         paths = dict(step_paths(steps, unique=False))
         per_build.append(paths)
-        for path, step in paths.items():
+        for path, span in paths.items():
             column = top
             for name in path:
                 if name not in column.children:
                     seen += 1
-                    column.children[name] = _Column(name, _place(step.get("position"), seen))
+                    column.children[name] = _Column(name, _place(span.get("position"), seen))
                 column = column.children[name]
     columns = top.leaves(()) if top.children else []
     depth = top.depth() - 1
