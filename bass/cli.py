@@ -31,6 +31,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--port", type=int, default=d.port, help="port to listen on (default %(default)s)"
     )
+    p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=d.grpc_port,
+        help="port of the OTLP/gRPC receiver, on --host's address; 0: none (default %(default)s)",
+    )
     p.add_argument("--db", default=d.db, help="SQLite file (default %(default)s)")
     p.add_argument(
         "-f",
@@ -309,6 +315,7 @@ def serve(args: argparse.Namespace) -> int:
         db=args.db,
         host=args.host,
         port=args.port,
+        grpc_port=args.grpc_port,
         local_worker=args.local_worker,
         local_worker_tags=_tags(args.local_worker_tags),
         workspace_root=args.workspace_root,

@@ -77,6 +77,7 @@ class Settings:
     db: str = "bass.db"
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int = 4317  # OTLP/gRPC, on the same address; 0: none
     config: Config = field(default_factory=Config)  # what the three files say
     local_worker: bool = False
     local_worker_tags: list[str] = field(default_factory=list)

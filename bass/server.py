@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import sys
 import threading
 import urllib.parse
@@ -17,6 +18,7 @@ import uvicorn
 from bass.app import create_app
 from bass.auth import Users
 from bass.config import Settings
+from bass.ingest import grpc as otlp_grpc
 
 log = logging.getLogger("bass")
 
@@ -30,7 +32,8 @@ def run_server(settings: Settings) -> int:
     workers' long-polls and stops; a second signal forces the exit.
     """
     app = create_app(settings)
-    server = uvicorn.Server(
+    server = _Server(
+        settings,
         uvicorn.Config(
             app,
             host=settings.host,
@@ -41,7 +44,7 @@ def run_server(settings: Settings) -> int:
             # X-Forwarded-For/-Proto are believed only from the proxies named
             proxy_headers=settings.forwarded_allow_ips is not None,
             forwarded_allow_ips=settings.forwarded_allow_ips,
-        )
+        ),
     )
 
     stopping = threading.Event()
@@ -83,6 +86,43 @@ def run_server(settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0 if server.started else 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, and beside it on the same event loop the OTLP/gRPC receiver
+    (bass.ingest.grpc): listening before the HTTP port is (so once /healthz answers,
+    both do), stopped before the app's lifespan ends and closes the store."""
+
+    def __init__(self, settings: Settings, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.settings = settings
+        self.grpc: Any = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        settings = self.settings
+        if settings.grpc_port:
+            self.grpc = await otlp_grpc.start(
+                self._receiver, settings.host, settings.grpc_port, settings.max_body
+            )
+        try:
+            await super().startup(sockets)  # the app's lifespan, then the HTTP port
+        except BaseException:  # uvicorn exits (SystemExit) when either fails
+            await self._stop_grpc()
+            raise
+
+    def _receiver(self) -> Any:
+        """The Receiver the app's lifespan made (None before): it is in the state
+        uvicorn hands every request, where the HTTP routes find it."""
+        return self.lifespan.state.get("receiver")
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self._stop_grpc()
+        await super().shutdown(sockets)
+
+    async def _stop_grpc(self) -> None:
+        if self.grpc is not None:
+            await self.grpc.stop(otlp_grpc.GRACE_SECONDS)
+            self.grpc = None
 
 
 def refuse_an_open_network(settings: Settings) -> None:

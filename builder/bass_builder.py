@@ -67,7 +67,15 @@ OTEL_EXPORTER_OTLP_TRACES_HEADERS / OTEL_EXPORTER_OTLP_LOGS_HEADERS for one kind
 
 Environment of each step: the builder's environment plus TRACEPARENT (the step's span),
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_SERVICE_NAME
-and BASS_STEP_NAME, so a tool using any OpenTelemetry SDK nests its spans under the step.
+and BASS_STEP_NAME, so a tool using any OpenTelemetry SDK nests its spans under the step;
+OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_TRACES_PROTOCOL and
+OTEL_EXPORTER_OTLP_LOGS_PROTOCOL http/protobuf, since those are OTLP/HTTP URLs and SDKs
+default to gRPC; unless the environment has its own,
+OTEL_TRACES_EXPORTER=otlp (the standard default, which the protocol then picks: some
+tools, pytest-opentelemetry among them, otherwise force their gRPC exporter) and, for
+endpoints ending in /v1/traces, OTEL_EXPORTER_OTLP_METRICS_ENDPOINT beside them (bass
+takes metrics and drops them; without it an SDK's metrics exporter retries its default,
+localhost:4318, for seconds before the tool can exit).
 BASS_SECRET_NAMES (comma-separated variable names): the values of those variables (4
 characters or more) are replaced by *** in whatever the builder sends or prints: log
 records (a line is masked before it is cut at 64 Ki characters: no cut splits a secret),
@@ -1811,7 +1819,15 @@ class _Run:
             OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=self.traces_url,
             OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=self.logs_url,
             OTEL_SERVICE_NAME=self.service_name,
+            # the endpoints are OTLP/HTTP URLs, and an SDK at its defaults speaks gRPC
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http/protobuf",
         )
+        base_env.setdefault("OTEL_TRACES_EXPORTER", "otlp")
+        if self.traces_url.endswith("/v1/traces"):
+            metrics_url = self.traces_url[: -len("traces")] + "metrics"
+            base_env.setdefault("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", metrics_url)
         # Encoded once: Popen would encode every variable again for every step.
         self.base_env = {os.fsencode(k): os.fsencode(v) for k, v in base_env.items()}
         stream = options.output or sys.stdout

@@ -105,7 +105,7 @@ class Server:
         self.log = open(self.home / "serve.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bass", "serve", "--port", str(self.port),
-             "--lease-seconds", "6", *self.extra],
+             "--lease-seconds", "6", "--grpc-port", "0", *self.extra],
             cwd=self.home, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 20

@@ -132,10 +132,28 @@ class Receiver:
         self, request: Request, kind: str, encoding: str, decode: Callable, hold: Hold
     ) -> Response:
         body = await read_body(request, self.max_body, hold)
+        token = bearer_token(request.headers.get("authorization", ""))
+        decoded = await self.take(kind, body, encoding, decode, hold, token)
+        return _answer(kind, encoding, decoded)
+
+    async def take(
+        self,
+        kind: str,
+        body: bytes,
+        encoding: str,
+        decode: Callable[[bytes], otlp_json.Decoded],
+        hold: Hold,
+        bearer: str | None,
+    ) -> otlp_json.Decoded:
+        """Take one received OTLP request of `kind`, whatever carried it (OTLP/HTTP
+        here, OTLP/gRPC in bass.ingest.grpc): decode it off the event loop, leave out
+        what the gate refuses, store the rest all or nothing, forward, tell of root
+        spans; returns what was decoded (its counts make the answer). Refusals are
+        HTTPExceptions with the status OTLP/HTTP answers (400, 401, 413, 503)."""
         async with self.decode_slots:
             decoded = await to_thread.run_sync(self._decode, decode, body, encoding, hold)
         rows = decoded.spans if kind == "traces" else decoded.logs
-        refused = await self._refuse(request, kind, rows, decoded)
+        refused = await self._refuse(bearer, kind, rows, decoded)
         if refused:
             rows = decoded.spans if kind == "traces" else decoded.logs
         try:
@@ -160,10 +178,10 @@ class Receiver:
                 if not span["parent_span_id"] and span["service_name"].startswith("bass:pipeline:"):
                     for listener in self.root_span_listeners:
                         await listener(span)
-        return _answer(kind, encoding, decoded)
+        return decoded
 
     async def _refuse(
-        self, request: Request, kind: str, rows: list, decoded: otlp_json.Decoded
+        self, bearer: str | None, kind: str, rows: list, decoded: otlp_json.Decoded
     ) -> int:
         """Leave out the records of traces this request may not write (bass.ingest.gate),
         counted as rejected; 401 when none may be written for want of a token. Returns
@@ -171,8 +189,6 @@ class Receiver:
         if self.gate is None or not rows:
             return 0
         trace_of = (lambda r: r["trace_id"]) if kind == "traces" else (lambda r: r[0])
-        authorization = request.headers.get("authorization", "")
-        bearer = authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
         verdicts = await self.gate.judge((trace_of(r) for r in rows), bearer)
         if not verdicts.refused:
             return 0
@@ -214,6 +230,11 @@ def _bare(error: Exception) -> Exception:
     budget is given back, not after the error answer has been sent."""
     error.__cause__ = error.__context__ = None
     return error.with_traceback(None)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header (or gRPC metadata), else None."""
+    return authorization[7:].strip() if authorization.lower().startswith("bearer ") else None
 
 
 def content_type(request: Request) -> str:

@@ -350,6 +350,10 @@ class Worker:
                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otel["traces-endpoint"],
                 "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": otel["logs-endpoint"],
                 "OTEL_SERVICE_NAME": otel["service-name"],
+                # OTLP/HTTP URLs: an SDK used by the entry itself must not try gRPC there
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
                 "OTEL_EXPORTER_OTLP_HEADERS": api.otlp_headers(
                     env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), job.get("job-token")
                 ),
