@@ -122,7 +122,10 @@ class Database:
                 batch.append(item)
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Future, Callable[..., Any], tuple]]) -> None:
+    def _commit(self, queued: list[tuple[Future, Callable[..., Any], tuple]]) -> None:
+        # A write whose caller gave up (its awaiting task was cancelled) is not made;
+        # the others cannot be cancelled from here on, so their outcome can be set.
+        batch = [item for item in queued if item[0].set_running_or_notify_cancel()]
         outcomes: list[tuple[Future, Any, BaseException | None]] = []
         with self._write_lock:
             conn = self._writer
@@ -142,7 +145,7 @@ class Database:
                     conn.execute("ROLLBACK")
                 outcomes = [(future, None, e) for future, _, _ in batch]
         with self._count_lock:
-            self._pending_count -= len(batch)
+            self._pending_count -= len(queued)
         for future, result, error in outcomes:
             if error is None:
                 future.set_result(result)

@@ -234,3 +234,17 @@ def test_submit_refuses_past_max_pending(db: Database, monkeypatch: pytest.Monke
     assert db.submit(telemetry.insert_logs, [log_line("room again")]).result(30) is None
     bodies = db.read(lambda c: c.execute("SELECT body FROM logs ORDER BY id").fetchall())
     assert [r["body"] for r in bodies] == ["queued 0", "queued 1", "queued 2", "room again"]
+
+
+def test_a_write_given_up_before_it_ran_is_not_made_and_the_writer_goes_on(db: Database) -> None:
+    """A caller cancelled while its write waited (a client gone, a deadline passed):
+    the write is skipped, the writes queued with it are made, and so are later ones
+    (setting the outcome of a cancelled future used to kill the writer thread)."""
+    with writer_busy(db):
+        kept = db.submit(telemetry.insert_logs, [log_line("kept")])
+        dropped = db.submit(telemetry.insert_logs, [log_line("given up")])
+        assert dropped.cancel()
+    kept.result(30)
+    assert db.submit(telemetry.insert_logs, [log_line("later")]).result(30) is None
+    bodies = db.read(lambda c: c.execute("SELECT body FROM logs ORDER BY id").fetchall())
+    assert [r["body"] for r in bodies] == ["kept", "later"]
