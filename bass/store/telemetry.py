@@ -151,6 +151,22 @@ def spans_of(conn: sqlite3.Connection, trace_id: str) -> list[dict[str, Any]]:
     return rows
 
 
+def span(conn: sqlite3.Connection, trace_id: str, span_id: str) -> dict[str, Any] | None:
+    """One span, whole (attributes, events, links and resource decoded), or None."""
+    row = conn.execute(
+        """
+        SELECT spans.*, resources.attributes AS resource FROM spans
+        LEFT JOIN resources ON resources.id = spans.resource_id
+        WHERE trace_id = ? AND span_id = ?
+        """,
+        (trace_id, span_id),
+    ).fetchone()
+    if row is not None:
+        for column in ("attributes", "events", "links", "resource"):
+            row[column] = json.loads(row[column] or "{}")
+    return row
+
+
 def spans_of_traces(conn: sqlite3.Connection, trace_ids: list[str]) -> list[dict[str, Any]]:
     """The spans of several traces (for the pipeline grid), without the bulky columns."""
     if not trace_ids:

@@ -4,9 +4,11 @@ and `steps`, never each other."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
@@ -36,8 +38,10 @@ def templates() -> Jinja2Templates:
     t.env.filters["plain"] = ansi.plain
     t.env.filters["ansi_html"] = ansi.to_html
     t.env.filters["web_url"] = web_url
+    t.env.filters["attr_value"] = attr_value
     t.env.filters["redact_url"] = redact_url
     t.env.globals["config_problem"] = config_problem
+    t.env.globals["query_with"] = query_with
     t.env.globals["csrf_field"] = lambda request: Markup(
         f'<input type="hidden" name="csrf" value="{escape(csrf_token(request))}">'
     )
@@ -133,3 +137,16 @@ def line_json(row: dict[str, Any]) -> dict[str, Any]:
         "body": row["body"],
         "html": str(ansi.to_html(row["body"])),
     }
+
+
+def query_with(request: Request, add: bool = False, **changes: Any) -> str:
+    """This page's query with `changes` (None removes a parameter; `add` keeps a
+    parameter's other values and adds this one), as "?…" for a link."""
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in changes or add]
+    items += [(k, str(v)) for k, v in changes.items() if v is not None]
+    return "?" + urlencode(items) if items else "?"
+
+
+def attr_value(value: Any) -> str:
+    """An attribute's value as a person reads it: text as is, the rest as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -12,12 +12,13 @@ from starlette.routing import Route
 
 from bass import ansi, states
 from bass.store import builds, telemetry
-from bass.ui import failure, line_json, render, steps
+from bass.ui import failure, line_json, render, steps, waterfall
 
 OPEN = (*states.FAILURES, states.RUNNING)  # steps shown opened
 SUMMARY_LINES = 2_000  # the last lines of a failed step its failure is looked for in
 SEED_LINES = 80  # lines of an opened step the page carries, so its viewer shows them at once
 SEEDED_STEPS = 8
+SPAN_LINES = 200  # a span's first log lines its details panel shows
 
 
 def _load_build(conn, name: str, number: int):
@@ -97,24 +98,32 @@ async def build(request: Request) -> Response:
 
 
 async def timeline(request: Request) -> Response:
-    """/pipelines/NAME/N/timeline: the build's trace as a waterfall of its spans."""
+    """/pipelines/NAME/N/timeline: the build's trace as a waterfall of its spans;
+    ?span=ID opens that span's details beside it (see bass.ui.waterfall for the rest)."""
     name, number = request.path_params["name"], request.path_params["number"]
+    selected = request.query_params.get("span", "")
 
     def load(conn):
         build = builds.by_number(conn, name, number)
         if build is None:
             return None
-        return build, telemetry.spans_of_traces(conn, [build["trace_id"]])
+        trace_id = build["trace_id"]
+        span = telemetry.span(conn, trace_id, selected) if selected else None
+        lines = telemetry.log_lines(conn, trace_id, selected, 1, SPAN_LINES) if span else []
+        return build, telemetry.spans_of_traces(conn, [trace_id]), span, lines
 
     loaded = await request.state.db.aread(load)
     if loaded is None:
         raise HTTPException(404, f"no build {name} #{number}")
-    build, spans = loaded
+    build, spans, span, lines = loaded
     now_ns = time.time_ns()
+    shown = waterfall.waterfall(spans, now_ns, waterfall.view_of(request.query_params))
     context = {
         "build": build,
         "now_ns": now_ns,
-        "timeline": steps.timeline(spans, now_ns),
+        "timeline": shown,
+        "selected": waterfall.details(span, shown.get("first_ns", 0), now_ns) if span else None,
+        "span_lines": [(r["line"], ansi.to_html(r["body"])) for r in lines],
         "active": build["state"] in states.ACTIVE,
     }
     return render(request, "timeline.html", "_timeline.html", context)
