@@ -53,6 +53,8 @@ from bass.ui import (
     search,
     status,
     templates,
+    traces,
+    trends,
 )
 
 log = logging.getLogger("bass.serve")
@@ -177,9 +179,11 @@ def create_app(settings: Settings) -> Starlette:
         *receiver.routes,
         *home.routes,
         *pipelines.routes,
+        *trends.routes,
         *actions.routes,
         *builds.routes,
         *logview.routes,
+        *traces.routes,
         *query_api.routes,
         *search.routes,
         *status.routes,

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 UI_ROUTES = ("home", "pipelines", "builds", "logview", "search", "status", "query_api", "actions",
-             "login")  # fmt: skip
+             "login", "traces", "trends")  # fmt: skip
 
 # (files, what they must not import, why)
 RULES = [

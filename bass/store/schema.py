@@ -280,6 +280,19 @@ MIGRATIONS: list[tuple[str, str]] = [
             SELECT id, bass_plain(body), trace_id FROM logs WHERE bass_plain(body) != body;
         """,
     ),
+    (
+        "0010_traces",
+        """
+        -- The Traces and Services pages (bass.store.traces) read root spans newest first
+        -- with what their filters look at from this index alone; it replaces
+        -- spans_start, whose queries (retention's) it serves too. parent_span_id is one
+        -- of its columns: else SQLite reads the table to check the index's WHERE.
+        DROP INDEX spans_start;
+        CREATE INDEX spans_roots ON spans (start_ns, trace_id, parent_span_id, service_name,
+                                           end_ns, status_code, bass_status)
+            WHERE parent_span_id = '';
+        """,
+    ),
 ]
 
 

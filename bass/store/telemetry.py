@@ -289,9 +289,10 @@ def search_logs(
         params["before_id"] = before_id
     rows = conn.execute(
         f"""
-        SELECT logs.*, builds.pipeline, builds.number FROM logs_fts
+        SELECT logs.*, builds.pipeline, builds.number, resources.service_name FROM logs_fts
         JOIN logs ON logs.id = logs_fts.rowid
         LEFT JOIN builds ON builds.trace_id = logs.trace_id
+        LEFT JOIN resources ON resources.id = logs.resource_id
         WHERE {" AND ".join(where)}
         ORDER BY logs_fts.rowid DESC LIMIT :limit
         """,

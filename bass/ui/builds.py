@@ -140,20 +140,8 @@ async def build_by_id(request: Request) -> Response:
     )
 
 
-async def trace(request: Request) -> Response:
-    """/traces/ID: where a local run's printed URL lands; redirects to its build."""
-    build = await request.state.db.aread(builds.by_trace, request.path_params["trace_id"].lower())
-    if build is None:
-        raise HTTPException(404, "no build has this trace (yet); reload in a moment")
-    return RedirectResponse(
-        str(request.url_for("build", name=build["pipeline"], number=build["number"])),
-        status_code=302,
-    )
-
-
 routes = [
     Route("/pipelines/{name}/{number:id}", build, methods=["GET"], name="build"),
     Route("/pipelines/{name}/{number:id}/timeline", timeline, methods=["GET"], name="timeline"),
-    Route("/traces/{trace_id}", trace, methods=["GET"], name="trace"),
     Route("/builds/{build_id:id}", build_by_id, methods=["GET"], name="build_by_id"),
 ]

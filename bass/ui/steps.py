@@ -117,9 +117,11 @@ def grid(
 ) -> dict[str, Any]:
     """Builds as rows, steps as columns, nested steps grouped under their parent.
 
-    Returns `header` (rows of {name, colspan, rowspan}) and `rows` ({build, cells});
-    `cells` is the row's `<td>`s as markup. A step that did not run its children
-    (skipped, failed setup) fills their cells as `inherited`.
+    Returns `header` (rows of {name, colspan, rowspan, path}; a step's column, a leaf,
+    also has `runs`: its span in each row's build, None where it did not run, for the
+    figures its header shows) and `rows` ({build, cells}); `cells` is the row's `<td>`s
+    as markup. A step that did not run its children (skipped, failed setup) fills their
+    cells as `inherited`.
     """
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for span in spans:
@@ -142,18 +144,20 @@ def grid(
     depth = top.depth() - 1
     header: list[list[dict[str, Any]]] = [[] for _ in range(depth)]
 
-    def add_header(column: _Column, level: int) -> None:
+    def add_header(column: _Column, level: int, path: Path) -> None:
         for name, child in column.ordered():
-            header[level].append(
-                {
-                    "name": name,
-                    "colspan": len(child.leaves(())),
-                    "rowspan": 1 if child.children else depth - level,
-                }
-            )
-            add_header(child, level + 1)
+            entry: dict[str, Any] = {
+                "name": name,
+                "colspan": len(child.leaves(())),
+                "rowspan": 1 if child.children else depth - level,
+                "path": "/".join((*path, name)),
+            }
+            if not child.children:
+                entry["runs"] = [paths.get((*path, name)) for paths in per_build]
+            header[level].append(entry)
+            add_header(child, level + 1, (*path, name))
 
-    add_header(top, 0)
+    add_header(top, 0, ())
     rows = []
     names = ["/".join(leaf) for leaf in columns]
     for build, paths in zip(builds, per_build, strict=True):
@@ -169,38 +173,6 @@ def grid(
             cells.append(cell)
         rows.append({"build": build, "cells": Markup("".join(cells))})
     return {"header": header, "rows": rows}
-
-
-def timeline(spans: list[dict[str, Any]], now_ns: int) -> dict[str, Any]:
-    """A trace as a waterfall: every span depth first (children in start order), with
-    its bar's `left` and `width` in percent of the trace's time; a running span reaches
-    to now. Returns `rows`, `ticks` (percent, label) and `total` (its duration)."""
-    timed = [s for s in spans if s["start_ns"]]
-    if not timed:
-        return {"rows": [], "ticks": [], "total": ""}
-    first = min(s["start_ns"] for s in timed)
-    last = max(max(s["end_ns"] or now_ns, s["start_ns"]) for s in timed)
-    span_ns = max(last - first, 1)
-    rows = []
-
-    def walk(nodes: list[dict[str, Any]], depth: int) -> None:
-        for node in nodes:
-            end = max(node["end_ns"] or now_ns, node["start_ns"])
-            rows.append(
-                {
-                    "span": node,
-                    "depth": depth,
-                    "left": round((node["start_ns"] - first) * 100 / span_ns, 3),
-                    "width": round(max((end - node["start_ns"]) * 100 / span_ns, 0.2), 3),
-                    "duration": duration(node["start_ns"], node["end_ns"], now_ns),
-                }
-            )
-            walk(node["children"], depth + 1)
-
-    walk(span_tree(timed), 0)
-    ticks = [(p, duration(first, first + span_ns * p // 100, now_ns) if p else "0") for p in
-             (0, 25, 50, 75, 100)]  # fmt: skip
-    return {"rows": rows, "ticks": ticks, "total": duration(first, last, now_ns)}
 
 
 def duration(start_ns: int, end_ns: int, now_ns: int) -> str:

@@ -83,7 +83,8 @@ def waterfall(spans: list[dict[str, Any]], now_ns: int, view: View = View()) -> 
 
     walk(roots, 0, "")
     page = rows[view.offset : view.offset + ROWS]
-    ticks = [(p, duration(lo, lo + window * p // 100, now_ns) if p else duration(first, lo, lo))
+    start = duration(first, lo, lo) if lo > first else "0"  # where a zoomed window starts
+    ticks = [(p, duration(lo, lo + window * p // 100, now_ns) if p else start)
              for p in (0, 25, 50, 75, 100)]  # fmt: skip
     return {
         "rows": page,

@@ -53,6 +53,9 @@ build({"name": "gated", "steps": [
 """
 WORD = "widgets"  # in every build's log
 BUILD_PAGE = re.compile(r"/pipelines/[^/]+/\d+")
+# the links of a page in its own words and resolved (an SVG <a> has no string href)
+LINKS = "els => els.map((a) => [a.getAttribute('href'), new URL(a.getAttribute('href'), document.baseURI).href])"  # noqa: E501
+VARIANTS = frozenset({"span", "expand", "offset", "from", "to", "after", "before"})
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,7 @@ class Crawl:
         self.looked: set[str] = set()  # URLs (without fragment) whose links and forms were seen
         self.origin = server.url
         self.visited: dict[str, str] = {}  # URL opened → the URL it landed on
+        self.shapes: set[tuple[str, frozenset[str]]] = set()  # see new_shape
         self.raw_logs: set[str] = set()
         self.cells: set[str] = set()  # the grids' cells' links
         self.post_forms: dict[str, list[tuple[str, str]]] = {}  # kind → [(page, action)]
@@ -144,6 +148,19 @@ class Crawl:
         assert self.page.locator("header.top").evaluate(
             "e => getComputedStyle(e).display"
         ) == "flex", f"{what}: the stylesheet is not applied"  # fmt: skip
+
+    def new_shape(self, url: str) -> bool:
+        """Whether no link of this page and these query parameters was queued yet: a
+        waterfall links each of its spans (?span=), folds, pages and zooms, and one of
+        each kind is enough."""
+        parts = urlsplit(url)
+        names = frozenset(parse_qs(parts.query))
+        if not names & VARIANTS:
+            return True
+        shape = (parts.path, names)
+        seen = shape in self.shapes
+        self.shapes.add(shape)
+        return not seen
 
     def ours(self, url: str) -> bool:
         return url.startswith(self.origin + "/")
@@ -201,15 +218,13 @@ class Crawl:
                 timeout=10,
             )
         self.cells |= set(page.locator("td.cell a").evaluate_all("els => els.map((a) => a.href)"))
-        links = page.eval_on_selector_all(
-            "a[href]", "els => els.map((a) => [a.getAttribute('href'), a.href])"
-        )
+        links = page.eval_on_selector_all("a[href]", LINKS)
         for raw, absolute in links:
             if raw.startswith("#") or not self.ours(absolute):
                 continue  # a place on this page; another site (a forge's compare page)
             if urlsplit(absolute).path.endswith("/log"):
                 self.raw_log(absolute)
-            elif absolute not in self.visited:
+            elif absolute not in self.visited and self.new_shape(absolute):
                 self.queue.append(absolute)
         forms = page.eval_on_selector_all(
             "form",
@@ -271,9 +286,7 @@ class Crawl:
         self.get_forms_sent.append((url, landed))
         self.visited.setdefault(landed, landed)
         self.check_form_answer(url, landed)
-        for raw, absolute in page.eval_on_selector_all(
-            "a[href]", "els => els.map((a) => [a.getAttribute('href'), a.href])"
-        ):
+        for raw, absolute in page.eval_on_selector_all("a[href]", LINKS):
             if not raw.startswith("#") and self.ours(absolute) and absolute not in self.visited:
                 if not urlsplit(absolute).path.endswith("/log"):
                     self.queue.append(absolute)
@@ -305,6 +318,16 @@ class Crawl:
             if query.get("branch"):
                 sources = page.locator("tr[data-build] th.build-col").all_inner_texts()
                 assert sources and all(query["branch"][0] in s for s in sources), sources
+        elif path == "/traces":  # the Traces page's filters: only what was chosen
+            rows = page.locator("table.traces tbody tr")
+            services = rows.locator("td:nth-child(2)").all_inner_texts()
+            if query.get("service"):
+                assert set(services) <= set(query["service"]), (landed, services)
+            if query.get("status"):
+                statuses = rows.evaluate_all("rs => rs.map((r) => r.dataset.status)")
+                assert set(statuses) <= set(query["status"]), (landed, statuses)
+            if not services:
+                assert page.locator("#traces .empty").count() == 1, landed
         else:
             raise AssertionError(f"{url}: a form led to {landed}")
 

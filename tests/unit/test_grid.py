@@ -23,7 +23,7 @@ import pytest
 from markupsafe import Markup
 
 import bass
-from bass.ui import steps
+from bass.ui import steps, waterfall
 
 S = 1_000_000_000  # a second in ns
 MS = 1_000_000  # a millisecond in ns
@@ -872,7 +872,7 @@ def test_timeline_rows_depth_first_with_bars_ticks_and_total() -> None:
         span("a", "a", 10 * S, 15 * S, parent="r"),
         span("r", "build", 10 * S, 20 * S),
     ]
-    t = steps.timeline(spans, now_ns=NOW)
+    t = waterfall.waterfall(spans, now_ns=NOW)
     assert [
         (r["span"]["span_id"], r["depth"], r["left"], r["width"], r["duration"]) for r in t["rows"]
     ] == [
@@ -891,7 +891,7 @@ def test_timeline_running_spans_reach_to_now() -> None:
         span("a", "a", 100 * S, 110 * S, parent="r"),
         span("b", "b", 110 * S, 0, parent="r", status="running"),
     ]
-    t = steps.timeline(spans, now_ns=140 * S)
+    t = waterfall.waterfall(spans, now_ns=140 * S)
     assert [(r["span"]["span_id"], r["left"], r["width"], r["duration"]) for r in t["rows"]] == [
         ("r", 0, 100, "40.0s"),
         ("a", 0, 25, "10.0s"),
@@ -907,7 +907,7 @@ def test_timeline_leaves_out_unstarted_spans_and_roots_their_children() -> None:
         span("w", "waiting", 0, 0, parent="r", status="queued"),
         span("k", "kid of unstarted", 20 * S, 30 * S, parent="w"),
     ]
-    t = steps.timeline(spans, now_ns=NOW)
+    t = waterfall.waterfall(spans, now_ns=NOW)
     assert [(r["span"]["span_id"], r["depth"], r["left"], r["width"]) for r in t["rows"]] == [
         ("r", 0, 0, 100),
         ("k", 0, 50, 50),
@@ -919,7 +919,7 @@ def test_timeline_clamps_spans_ending_before_they_start() -> None:
         span("r", "build", 10 * S, 20 * S),
         span("x", "skewed", 30 * S, 25 * S, parent="r"),
     ]
-    t = steps.timeline(spans, now_ns=NOW)
+    t = waterfall.waterfall(spans, now_ns=NOW)
     assert [(r["span"]["span_id"], r["left"], r["width"], r["duration"]) for r in t["rows"]] == [
         ("r", 0, 50, "10.0s"),
         ("x", 100, 0.2, "0ms"),
@@ -929,13 +929,10 @@ def test_timeline_clamps_spans_ending_before_they_start() -> None:
 
 def test_timeline_rounds_to_three_places_and_of_nothing_is_empty() -> None:
     spans = [span("r", "build", 1 * S, 4 * S), span("a", "a", 2 * S, 3 * S, parent="r")]
-    (_, a) = steps.timeline(spans, now_ns=NOW)["rows"]
+    (_, a) = waterfall.waterfall(spans, now_ns=NOW)["rows"]
     assert (a["left"], a["width"]) == (33.333, 33.333)
-    assert steps.timeline([span("z", "z", 0, 0)], now_ns=NOW) == {
-        "rows": [],
-        "ticks": [],
-        "total": "",
-    }
+    empty = waterfall.waterfall([span("z", "z", 0, 0)], now_ns=NOW)
+    assert (empty["rows"], empty["ticks"], empty["total"], empty["count"]) == ([], [], "", 0)
 
 
 # -- duration -------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ def test_0009_numbers_each_spans_lines_and_indexes_them_without_escapes(tmp_path
             (trace, span),
         )
     monkeypatch.undo()
-    assert schema.migrate(conn) == ["0009_log_lines"]
+    assert schema.migrate(conn)[0] == "0009_log_lines"
     conn.row_factory = sqlite3.Row
     lines = conn.execute("SELECT id, line FROM logs ORDER BY id").fetchall()
     assert [r["line"] for r in lines] == [1, 1, 2, 1, 3]

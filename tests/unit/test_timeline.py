@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bass.ui import steps
+from bass.ui import waterfall
 
 S = 1_000_000_000  # a second in ns
 
@@ -21,7 +21,7 @@ def test_bars_are_placed_in_percent_of_the_trace() -> None:
         span("b", "b", 15 * S, 20 * S, parent="r"),
         span("c", "c", 16 * S, 17 * S, parent="b"),
     ]
-    t = steps.timeline(spans, now_ns=99 * S)
+    t = waterfall.waterfall(spans, now_ns=99 * S)
     geometry = [(r["span"]["name"], r["depth"], r["left"], r["width"]) for r in t["rows"]]
     assert geometry == [("build", 0, 0, 100), ("a", 1, 0, 50), ("b", 1, 50, 50),
                         ("c", 2, 60, 10)]  # fmt: skip
@@ -34,15 +34,16 @@ def test_a_running_span_reaches_to_now_and_unstarted_ones_are_left_out() -> None
         span("a", "a", 1 * S + 1, 2 * S + 1, parent="r"),
         span("z", "not started", 0, 0, parent="r"),
     ]
-    t = steps.timeline(spans, now_ns=4 * S + 1)
+    t = waterfall.waterfall(spans, now_ns=4 * S + 1)
     assert [(r["span"]["name"], r["left"], r["width"]) for r in t["rows"]] == [
         ("build", 0, 100),
         ("a", 25, 25),
     ]
-    assert steps.timeline([], now_ns=1) == {"rows": [], "ticks": [], "total": ""}
+    empty = waterfall.waterfall([], now_ns=1)
+    assert (empty["rows"], empty["ticks"], empty["total"]) == ([], [], "")
 
 
 def test_a_zero_length_span_stays_visible() -> None:
     spans = [span("r", "build", S, 101 * S), span("a", "instant", 50 * S, 50 * S, parent="r")]
-    (_, instant) = steps.timeline(spans, now_ns=200 * S)["rows"]
+    (_, instant) = waterfall.waterfall(spans, now_ns=200 * S)["rows"]
     assert instant["width"] == 0.2
