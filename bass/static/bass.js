@@ -497,6 +497,64 @@ class LogView {
   }
 }
 
+// ---- the grid's folded columns ---------------------------------------------------------
+
+// A group's columns fold into one (its header's ▾): each row then shows the worst status
+// of the group's cells, linked to the first of them that failed. Kept per pipeline.
+const WORST = ["failed", "error", "timeout", "cancelled", "running", "ok", "skipped"];
+
+function foldGrid() {
+  const table = document.querySelector("#grid table.grid");
+  if (!table) return;
+  const key = "bass.folded:" + location.pathname;
+  const folded = new Set(JSON.parse(localStorage.getItem(key) || "[]"));
+  const under = (el, path) => (el.dataset.path || el.dataset.step || "").startsWith(path + "/");
+  table.querySelectorAll("td.cell.fold-sum").forEach((td) => td.remove());
+  table.querySelectorAll("[data-hidden-by-fold]").forEach((el) => { el.hidden = false; el.removeAttribute("data-hidden-by-fold"); });
+  const rows = table.tHead.rows.length;
+  for (const th of table.querySelectorAll("th[data-group]")) {
+    const path = th.dataset.group;
+    const button = th.querySelector("button.fold");
+    const closed = folded.has(path) && ![...folded].some((p) => p !== path && path.startsWith(p + "/"));
+    th.dataset.colspan ??= th.colSpan;
+    th.dataset.rowspan ??= th.rowSpan;
+    th.colSpan = closed ? 1 : Number(th.dataset.colspan);
+    th.rowSpan = closed ? rows - th.parentElement.rowIndex : Number(th.dataset.rowspan);
+    button.textContent = closed ? "▸" : "▾";
+    button.setAttribute("aria-expanded", String(!closed));
+    button.onclick = () => {
+      folded.has(path) ? folded.delete(path) : folded.add(path);
+      localStorage.setItem(key, JSON.stringify([...folded]));
+      foldGrid();
+    };
+    if (!closed) continue;
+    const hide = (el) => { el.hidden = true; el.setAttribute("data-hidden-by-fold", ""); };
+    table.tHead.querySelectorAll("th[data-path]").forEach((h) => under(h, path) && hide(h));
+    for (const tr of table.tBodies[0].rows) {
+      const cells = [...tr.querySelectorAll("td.cell")].filter((td) => under(td, path));
+      if (!cells.length) continue;
+      const worst = cells.map((td) => td.dataset.status).filter(Boolean)
+        .sort((a, b) => WORST.indexOf(a) - WORST.indexOf(b))[0];
+      const sum = document.createElement("td");
+      sum.className = `cell fold-sum${worst ? " s-" + worst : " none"}`;
+      sum.dataset.path = path;
+      sum.title = `${path}: ${worst || "did not run"} (${cells.length} steps folded)`;
+      const target = cells.find((td) => td.dataset.status === worst)?.querySelector("a");
+      if (target) {
+        const link = document.createElement("a");
+        link.href = target.href;
+        link.textContent = worst;
+        sum.append(link);
+      }
+      cells[0].before(sum);
+      cells.forEach(hide);
+    }
+  }
+}
+
+document.addEventListener("bass:refreshed", foldGrid);
+document.addEventListener("DOMContentLoaded", foldGrid);
+
 // ---- wiring ----------------------------------------------------------------------
 
 let linked = null; // {span, line} of the address's #step-SPAN-LN, until its viewer starts

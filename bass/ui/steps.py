@@ -151,6 +151,7 @@ def grid(
                 "colspan": len(child.leaves(())),
                 "rowspan": 1 if child.children else depth - level,
                 "path": "/".join((*path, name)),
+                "group": bool(child.children),
             }
             if not child.children:
                 entry["runs"] = [paths.get((*path, name)) for paths in per_build]

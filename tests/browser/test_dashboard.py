@@ -234,3 +234,40 @@ def test_the_timeline_shows_each_span_where_and_as_long_as_it_ran(repo, serve, t
     assert p1["left"] >= par["left"] - 1 and p2["right"] <= par["right"] + 1
     assert page.locator(".tl-axis .tl-tick").count() == 5
     page.close()
+
+
+def test_a_group_of_columns_folds_into_one_and_stays_folded(repo, serve, tmp_path, browser):
+    """The grid's ▾ on a group's header folds its steps into one column showing each
+    build's worst status there; the fold survives the live refresh and a reload, and
+    unfolds again."""
+    repo.commit({"job.py": TIMED})
+    server = serve(
+        {"timed": {"repository": str(repo.path), "exec": [sys.executable, "job.py"]}},
+        env_file=f"MARK={tmp_path / 'mark'}\n",
+        extra=["--local-worker", "--workspace-root", str(tmp_path / "ws")],
+    )  # fmt: skip
+    assert server.wait_for(server.webhook("timed")["id"])["state"] == "ok"
+    page = browser.new_page()
+    page.goto(server.url + "/pipelines/timed")
+    row = page.locator("tr[data-build='1']")
+
+    def shown() -> list[str]:
+        return row.locator("td.cell:visible").evaluate_all(
+            "els => els.map((e) => (e.classList.contains('fold-sum') ? 'folded ' : '')"
+            " + (e.dataset.path || e.dataset.step))"
+        )
+
+    assert shown() == ["checkout", "timed/short", "timed/long", "timed/par/p1", "timed/par/p2"]
+    page.locator('th[data-group="timed/par"] button.fold').click()
+    assert shown() == ["checkout", "timed/short", "timed/long", "folded timed/par"]
+    assert row.locator("td.fold-sum a").inner_text() == "ok"
+    assert page.locator('th[data-path="timed/par/p1"]').is_hidden()
+    page.evaluate("""document.addEventListener('bass:refreshed',
+                     () => document.body.dataset.refreshed = '1')""")
+    page.locator("body[data-refreshed]").wait_for(timeout=15000)  # a live refresh
+    assert shown() == ["checkout", "timed/short", "timed/long", "folded timed/par"]
+    page.reload()
+    assert shown() == ["checkout", "timed/short", "timed/long", "folded timed/par"]
+    page.locator('th[data-group="timed/par"] button.fold').click()
+    assert shown() == ["checkout", "timed/short", "timed/long", "timed/par/p1", "timed/par/p2"]
+    page.close()

@@ -829,11 +829,14 @@ def test_the_template_renders_a_well_formed_table() -> None:
         for row in thead
     ]  # fmt: skip
     # the text of each <th> is its name, escaped on the way in and read back intact
+    # (a group's name follows the ▾ that folds it)
     assert [[text for _, a, text in row if a.get("class") != "build-col"] for row in thead] == [
-        [NASTY_GROUP, "f"],
-        ["b", "e"],
+        [f"▾ {NASTY_GROUP}", "f"],
+        ["▾ b", "e"],
         ["c", "d"],
     ]
+    groups = [a.get("data-group") for row in thead for _, a, _ in row if a.get("data-group")]
+    assert groups == [NASTY_GROUP, f"{NASTY_GROUP}/b"]
     assert header[0][0] == (NASTY_GROUP, 3, 1)
     (build_col,) = [a for _, a, _ in thead[0] if a.get("class") == "build-col"]
     assert build_col["rowspan"] == "3"
@@ -992,3 +995,28 @@ def test_spans_of_other_tools_in_a_build_never_change_the_grids_columns(app) -> 
     tree = app.client.get(f"/api/traces/{trace}").json()["spans"]
     step = next(node for node in tree if node["name"] == "test")
     assert len(step["children"]) == 29
+
+
+def test_the_grid_page_of_30_builds_of_many_spans_stays_small(app) -> None:
+    """30 builds of 40 steps each, and 500 spans of other tools in every one: the page
+    holds the steps only (the issue's bound: 300 KB for 30 builds × 3,500 spans)."""
+    from tests.unit.helpers import span as otlp_span
+    from tests.unit.helpers import start_build, trace_of
+
+    for _ in range(30):
+        job = start_build(app)
+        trace, root = trace_of(job), job["otel"]["root-span-id"]
+        groups = [otlp_span(trace, f"{g:016x}", parent=root, name=f"group {g}", end=5)
+                  for g in range(1, 5)]  # fmt: skip
+        leaves = [otlp_span(trace, f"{g:08x}{i:08x}", parent=f"{g:016x}", name=f"step {i}", end=4,
+                            attributes=[{"key": "bass.position",
+                                         "value": {"stringValue": f"steps[{i}]"}}])
+                  for g in range(1, 5) for i in range(10)]  # fmt: skip
+        app.send_spans(*groups, *leaves, scope="bass_builder")
+        foreign = [otlp_span(trace, f"f{i:015x}", parent=f"{1:08x}{0:08x}", name=f"t{i}", end=3)
+                   for i in range(500)]  # fmt: skip
+        app.send_spans(*foreign, scope="pytest")
+    page = app.client.get("/pipelines/demo")
+    assert page.status_code == 200
+    assert page.text.count('<td class="cell') == 30 * 40
+    assert len(page.content) < 300_000, len(page.content)
