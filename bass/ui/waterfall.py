@@ -13,6 +13,7 @@ from bass.ui.steps import duration, span_tree
 
 ROWS = 1_000  # rows a page shows; the next ones are a link away
 CHILDREN = 50  # children a parent shows before "N more"
+DEPTH = 12  # levels shown before a parent's children fold behind "N more"
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
 
@@ -61,7 +62,8 @@ def waterfall(spans: list[dict[str, Any]], now_ns: int, view: View = View()) -> 
     rows: list[dict[str, Any]] = []
 
     def walk(nodes: list[dict[str, Any]], depth: int, parent: str) -> None:
-        shown = nodes if parent in view.expanded else nodes[:CHILDREN]
+        limit = CHILDREN if depth <= DEPTH else 0  # past DEPTH levels, folded
+        shown = nodes if parent in view.expanded else nodes[:limit]
         for node in shown:
             start, end = node["start_ns"], max(node["end_ns"] or now_ns, node["start_ns"])
             left = (max(start, lo) - lo) * 100 / window

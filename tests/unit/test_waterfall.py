@@ -108,3 +108,15 @@ def test_the_span_panel_shows_attributes_events_links_resource_and_lines(app: Ap
     # an unknown span: the waterfall without a panel
     assert 'class="span-panel"' not in app.client.get(
         "/pipelines/demo/1/timeline", params={"span": "0" * 16}).text  # fmt: skip
+
+
+def test_spans_past_a_depth_fold_behind_their_parent() -> None:
+    chain = [node("s0", 1, 100)] + [
+        node(f"s{d}", 1 + d, 100, f"s{d - 1}") for d in range(1, waterfall.DEPTH + 5)
+    ]
+    shown = waterfall.waterfall(chain, 0)
+    assert names(shown["rows"])[-1] == "+1"
+    assert len(shown["rows"]) == waterfall.DEPTH + 2  # DEPTH + 1 levels, then the fold
+    folded_at = shown["rows"][-1]["parent"]
+    deeper = waterfall.waterfall(chain, 0, View(expanded=frozenset({folded_at})))
+    assert len(deeper["rows"]) == waterfall.DEPTH + 3
