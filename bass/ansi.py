@@ -290,3 +290,9 @@ def _sgr_text(style: Style) -> str:
             code = base + colour if colour < 8 else base + 52 + colour
             codes.append(str(code) if colour < 16 else f"{base + 8};5;{colour}")
     return f"\x1b[{';'.join(codes)}m"
+
+
+def plain_lines(text: str) -> str:
+    """Multi-line text (a stack trace, a status message) as it reads: each line plain,
+    the lines kept."""
+    return "\n".join(plain(line) for line in text.splitlines())

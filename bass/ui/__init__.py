@@ -36,6 +36,7 @@ def templates() -> Jinja2Templates:
     t.env.filters["ago"] = _ago
     t.env.filters["num"] = lambda n: f"{n:,}" if isinstance(n, int) else n
     t.env.filters["plain"] = ansi.plain
+    t.env.filters["plain_lines"] = ansi.plain_lines
     t.env.filters["ansi_html"] = ansi.to_html
     t.env.filters["web_url"] = web_url
     t.env.filters["attr_value"] = attr_value

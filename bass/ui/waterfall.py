@@ -129,9 +129,7 @@ def details(span: dict[str, Any], first_ns: int, now_ns: int) -> dict[str, Any]:
 
 def _text(value: Any) -> str | None:
     """Multi-line text (a stack trace) as it reads, escapes gone, lines kept."""
-    if not isinstance(value, str):
-        return None
-    return "\n".join(ansi.plain(line) for line in value.splitlines())
+    return ansi.plain_lines(value) if isinstance(value, str) else None
 
 
 def view_of(params: Any) -> View:
