@@ -11,7 +11,7 @@ from typing import Any
 from bass import ansi, states
 from bass.ui.steps import duration, span_tree
 
-ROWS = 1_000  # rows a page shows; the next ones are a link away
+ROWS = 500  # rows a page shows; the next ones are a link away
 CHILDREN = 50  # children a parent shows before "N more"
 DEPTH = 12  # levels shown before a parent's children fold behind "N more"
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -59,32 +59,40 @@ def waterfall(spans: list[dict[str, Any]], now_ns: int, view: View = View()) -> 
     window = max(hi - lo, 1)
     roots = span_tree(timed)
     critical = critical_path(roots)
-    rows: list[dict[str, Any]] = []
+    page: list[dict[str, Any]] = []
+    count = 0
+    wanted = range(view.offset, view.offset + ROWS)
+
+    def row(node: dict[str, Any], depth: int) -> dict[str, Any]:
+        start, end = node["start_ns"], max(node["end_ns"] or now_ns, node["start_ns"])
+        left = (max(start, lo) - lo) * 100 / window
+        right = (min(end, hi) - lo) * 100 / window
+        return {
+            "span": node,
+            "depth": depth,
+            "left": round(min(max(left, 0), 100), 3),
+            "width": round(max(right - left, 0.2), 3) if end >= lo and start <= hi else 0,
+            "duration": duration(start, node["end_ns"], now_ns),
+            "critical": node["span_id"] in critical,
+            "error": is_error(node),
+        }
 
     def walk(nodes: list[dict[str, Any]], depth: int, parent: str) -> None:
+        # every row is counted, only the page's are made (10,000 spans: one window)
+        nonlocal count
         limit = CHILDREN if depth <= DEPTH else 0  # past DEPTH levels, folded
         shown = nodes if parent in view.expanded else nodes[:limit]
         for node in shown:
-            start, end = node["start_ns"], max(node["end_ns"] or now_ns, node["start_ns"])
-            left = (max(start, lo) - lo) * 100 / window
-            right = (min(end, hi) - lo) * 100 / window
-            rows.append(
-                {
-                    "span": node,
-                    "depth": depth,
-                    "left": round(min(max(left, 0), 100), 3),
-                    "width": round(max(right - left, 0.2), 3) if end >= lo and start <= hi else 0,
-                    "duration": duration(start, node["end_ns"], now_ns),
-                    "critical": node["span_id"] in critical,
-                    "error": is_error(node),
-                }
-            )
+            if count in wanted:
+                page.append(row(node, depth))
+            count += 1
             walk(node["children"], depth + 1, node["span_id"])
         if len(shown) < len(nodes):
-            rows.append({"more": len(nodes) - len(shown), "parent": parent, "depth": depth})
+            if count in wanted:
+                page.append({"more": len(nodes) - len(shown), "parent": parent, "depth": depth})
+            count += 1
 
     walk(roots, 0, "")
-    page = rows[view.offset : view.offset + ROWS]
     start = duration(first, lo, lo) if lo > first else "0"  # where a zoomed window starts
     ticks = [(p, duration(lo, lo + window * p // 100, now_ns) if p else start)
              for p in (0, 25, 50, 75, 100)]  # fmt: skip
@@ -92,8 +100,8 @@ def waterfall(spans: list[dict[str, Any]], now_ns: int, view: View = View()) -> 
         "rows": page,
         "ticks": ticks,
         "total": duration(first, last, now_ns),
-        "count": len(rows),
-        "next": view.offset + ROWS if view.offset + ROWS < len(rows) else None,
+        "count": count,
+        "next": view.offset + ROWS if view.offset + ROWS < count else None,
         "zoomed": view.start_ms is not None or view.end_ms is not None,
         "first_ns": first,
     }
