@@ -256,6 +256,12 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
         "--port", type=int, default=DEFAULTS.port, help="port to listen on (default %(default)s)"
     )
     p.add_argument(
+        "--grpc-port",
+        type=int,
+        default=DEFAULTS.grpc_port,
+        help="port of the OTLP/gRPC receiver; 0: none (default %(default)s)",
+    )
+    p.add_argument(
         "--insecure",
         action="store_true",
         help="serve a non-loopback --host without users (anyone who reaches it can do all)",

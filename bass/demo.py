@@ -95,6 +95,7 @@ def demo(args: argparse.Namespace) -> int:
         db=str(root / Settings.db),
         host=args.host,
         port=args.port,
+        grpc_port=args.grpc_port,
         local_worker=True,
         workspace_root=str(root / "workspace"),
         insecure=args.insecure,

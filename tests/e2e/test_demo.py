@@ -25,7 +25,7 @@ def test_demo_builds_every_example(tmp_path):
     log = open(tmp_path / "demo.log", "wb")  # noqa: SIM115
     demo = subprocess.Popen(
         [sys.executable, "-m", "bass", "demo", "--dir", str(tmp_path / "demo"),
-         "--port", str(port)],
+         "--port", str(port), "--grpc-port", "0"],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
