@@ -303,20 +303,6 @@ def search_logs(
     return rows
 
 
-def log_tail(
-    conn: sqlite3.Connection, trace_id: str, span_id: str, limit: int
-) -> list[dict[str, Any]]:
-    """The last `limit` log records of one span, oldest first: only what a page shows
-    of each line (id, severity, body)."""
-    rows = conn.execute(
-        "SELECT id, line, severity_number, body FROM logs WHERE trace_id = ? AND span_id = ? "
-        "ORDER BY line DESC LIMIT ?",
-        (trace_id, span_id, limit),
-    ).fetchall()
-    rows.reverse()
-    return rows
-
-
 def log_lines(
     conn: sqlite3.Connection, trace_id: str, span_id: str, first: int, last: int
 ) -> list[dict[str, Any]]:
@@ -388,14 +374,6 @@ def last_lines(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
         (trace_id,),
     ).fetchall()
     return {r["span_id"]: r["last_line"] for r in rows}
-
-
-def log_count(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:
-    """How many log records one span has."""
-    row = conn.execute(
-        "SELECT n FROM log_counts WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-    ).fetchone()
-    return row["n"] if row else 0
 
 
 def log_counts(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:

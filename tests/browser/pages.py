@@ -23,15 +23,16 @@ PHONE = {"width": 390, "height": 844}
 
 
 @contextmanager
-def chromium() -> Iterator[Any]:
-    """A headless Chromium (skips the test when Playwright is not installed)."""
+def chromium(*args: str) -> Iterator[Any]:
+    """A headless Chromium (skips the test when Playwright is not installed); `args`
+    are added to its command line."""
     playwright = pytest.importorskip("playwright.sync_api")
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=CHROMIUM,
             args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
+                  "--disable-sync", *args],
         )  # fmt: skip
         try:
             yield browser

@@ -4,7 +4,6 @@ another origin posting to bass (CSRF), and a page on a DNS name that points at b
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,26 +12,20 @@ from typing import Any
 
 import pytest
 
+from tests.browser.pages import chromium
 from tests.e2e.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REBOUND = "rebound.attacker.test"  # resolves to 127.0.0.1 in this browser only
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"],
-        )  # fmt: skip
+    """Chromium that resolves the rebound name to this machine, as a DNS rebinding
+    attacker's would."""
+    with chromium(f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1") as b:
         yield b
-        b.close()
 
 
 class AttackerSite:

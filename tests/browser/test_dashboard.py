@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 GATED = r"""#!/usr/bin/env python3
 from bass import build
@@ -22,20 +19,6 @@ build({"name": "gated", "steps": [
     {"name": "finish", "steps": [{"name": "done", "exec": ["echo", "all done"]}]},
 ]})
 """
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )  # fmt: skip
-        yield b
-        b.close()
 
 
 def test_build_started_from_the_dashboard_updates_live(repo, serve, tmp_path, browser):

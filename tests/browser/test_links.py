@@ -17,7 +17,6 @@ from tests.browser.pages import (
     DESKTOP,
     PHONE,
     assert_no_horizontal_overflow,
-    chromium,
     serve_scripts,
 )
 from tests.conftest import Server, http
@@ -56,12 +55,6 @@ BUILD_PAGE = re.compile(r"/pipelines/[^/]+/\d+")
 # the links of a page in its own words and resolved (an SVG <a> has no string href)
 LINKS = "els => els.map((a) => [a.getAttribute('href'), new URL(a.getAttribute('href'), document.baseURI).href])"  # noqa: E501
 VARIANTS = frozenset({"span", "expand", "offset", "from", "to", "after", "before"})
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

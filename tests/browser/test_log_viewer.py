@@ -17,7 +17,6 @@ from tests.browser.pages import (
     DESKTOP,
     PHONE,
     assert_no_horizontal_overflow,
-    chromium,
     line_count,
     rect,
     rgb,
@@ -32,12 +31,6 @@ pytestmark = pytest.mark.browser
 
 SHOTS = Path("/tmp/shots")
 MAX_LINES_IN_DOM = 3000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

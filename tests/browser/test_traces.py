@@ -3,10 +3,7 @@ that the OpenTelemetry Python SDK sends a service's spans and logs to over OTLP/
 
 from __future__ import annotations
 
-import shutil
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -14,22 +11,7 @@ from tests.conftest import http
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 EVIL = "<img src=x onerror=\"document.body.dataset.owned='1'\">"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )  # fmt: skip
-        yield b
-        b.close()
 
 
 def send(url: str, service: str, failing: bool) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,6 @@ from tests.browser.pages import (
     DESKTOP,
     PHONE,
     assert_no_horizontal_overflow,
-    chromium,
     rgb,
     serve_scripts,
 )
@@ -34,12 +32,6 @@ build({"name": "flaky", "steps": [
 """
 OK, FAILED = (26, 127, 55), (207, 34, 46)  # bass.css --ok and --failed
 STATES = ["ok", "failed", "ok", "failed", "ok"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")
