@@ -77,13 +77,25 @@ async def prune_once(
         while deleted := await db.awrite(retention.delete_untraced_logs_chunk, before_ns):
             removed["log records"] += deleted
     if any(removed.values()):
+        _unmerged[0] += removed["log records"]
         await reclaim(db)
         log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in removed.items()))
     return removed
 
 
+MERGE_SHARE = 10  # merge the search index once 1 / MERGE_SHARE of the records are deleted
+_unmerged = [0]  # log records deleted since the search index was last merged
+
+
 async def reclaim(db: Database) -> None:
-    """Give free pages back to the file system, a slice at a time."""
+    """Give free pages back to the file system, a slice at a time; first, once a tenth
+    of the log records stored have been deleted since it was last done, merge the search
+    index (folding in their delete markers): a merge writes the whole index, so it is
+    not done for every pass."""
+    if _unmerged[0] * MERGE_SHARE >= await db.aread(retention.stored_records):
+        while await db.awrite(retention.merge_index):
+            pass
+        _unmerged[0] = 0
     if await db.aread(retention.auto_vacuum_mode) != 2:  # only a file created by bass
         return
     while await db.aread(retention.free_pages) > 0:

@@ -32,7 +32,7 @@ compared with, measured in the same run, the ratio, the issue's target, PASS or 
                - lines per second until the last line is stored (builder start → the
                  first poll of ``SELECT MAX(id) FROM logs`` that sees N rows, polled read-
                  only every 10 ms) against the store's own in-process insert rate:
-                 ``Database.submit(telemetry.insert_logs, rows)`` on a fresh file, same
+                 ``Database.submit(logs.insert_logs, rows)`` on a fresh file, same
                  number of rows, in batches of the size the builder sends (observed:
                  records per request at the receiver of part (b), or a calibration run).
                  Target ≥ 0.5×.
@@ -321,10 +321,10 @@ def decode_rate(body: bytes, min_seconds: float = 0.5) -> float:
 
 
 def store_insert_rate(path: Path, rows_total: int, batch: list[tuple]) -> float:
-    """Rows per second of `Database.submit(telemetry.insert_logs, rows)` (the receiver's
+    """Rows per second of `Database.submit(logs.insert_logs, rows)` (the receiver's
     own write path: group commit, the same sync mode) on a fresh file, `rows_total` rows
     in batches like `batch` (only the writes are timed)."""
-    from bass.store import telemetry
+    from bass.store import logs
     from bass.store.db import Database
 
     db = Database(path)
@@ -334,7 +334,7 @@ def store_insert_rate(path: Path, rows_total: int, batch: list[tuple]) -> float:
         while done < rows_total:
             rows = batch[: rows_total - done]
             started = time.perf_counter()
-            db.submit(telemetry.insert_logs, rows).result()
+            db.submit(logs.insert_logs, rows).result()
             spent += time.perf_counter() - started
             done += len(rows)
     finally:
@@ -488,7 +488,7 @@ def bench_logs(
             f"builder drop reports: {'; '.join(drops) if drops else 'none'}",
             "a fresh `bass serve` (empty orchestrator-pipelines.json, --db in a temp dir) and "
             "a fresh SQLite file for every repetition, on the same file system as the peer's",
-            f"store insert peer: `Database.submit(telemetry.insert_logs, rows)`, {count(n)} "
+            f"store insert peer: `Database.submit(logs.insert_logs, rows)`, {count(n)} "
             f"rows in batches of {batch_size:,} (the mean records per request the builder sent "
             "to the sink); the rows are the server's own decoding "
             "(`otlp_json.decode_logs`) of a real request of the builder",

@@ -290,9 +290,11 @@ def bass_serve_on(
     pipelines: dict | None = None,
     extra_args: Sequence[str] = (),
     start_timeout: float = 30,
+    code: Path | None = None,
 ) -> Iterator[Serve]:
     """A real `bass serve` in `home` on a free port: `--db` (default home/bass.db), a
-    pipelines file holding `pipelines` (default none), `extra_args` appended."""
+    pipelines file holding `pipelines` (default none), `extra_args` appended; the bass of
+    the checkout at `code` (a peer version) instead of this one."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "orchestrator-pipelines.json").write_text(json.dumps(pipelines or {}))
     db = home / "bass.db" if db is None else db
@@ -314,7 +316,7 @@ def bass_serve_on(
             *extra_args,
         ],
         cwd=home,
-        env=child_env(),
+        env={**child_env(), "PYTHONPATH": f"{code}:{code / 'builder'}"} if code else child_env(),
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -111,8 +111,9 @@ def read_only(path: Path) -> sqlite3.Connection:
 def stored_count(db: Path, kind: str) -> int:
     conn = read_only(db)
     try:
-        table = "spans" if kind == "traces" else "logs"
-        return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        if kind == "traces":
+            return conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+        return conn.execute("SELECT COALESCE(SUM(n), 0) FROM log_blocks").fetchone()[0]
     finally:
         conn.close()
 
@@ -308,12 +309,12 @@ def floor_run(tmp: Path, kind: str, fmt: str, templates: list, requests: int,
               failures: Failures) -> float:  # fmt: skip
     """Records per second of decode + insert in this process, no HTTP, same bodies."""
     from bass.ingest import otlp_json, otlp_proto
-    from bass.store import telemetry
+    from bass.store import logs, telemetry
     from bass.store.db import Database
 
     module = otlp_proto if fmt == "protobuf" else otlp_json
     decode = module.decode_traces if kind == "traces" else module.decode_logs
-    insert = telemetry.insert_spans if kind == "traces" else telemetry.insert_logs
+    insert = telemetry.insert_spans if kind == "traces" else logs.insert_logs
     protobuf = fmt == "protobuf"
     prepared = [
         fresh_ids(*templates[(i * 7) % len(templates)], protobuf) for i in range(requests + 1)
@@ -589,7 +590,7 @@ KINDS = [
 
 def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Query]:
     """`per_kind` requests of every kind over varied builds, kinds interleaved."""
-    from bass.store import builds, telemetry
+    from bass.store import builds, logs, telemetry
     from bass.ui import builds as build_pages
 
     rng = random.Random(seed)
@@ -620,14 +621,14 @@ def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Qu
                 )
             ]
             with_logs = [s for s in spans if conn.execute(
-                "SELECT 1 FROM logs WHERE trace_id = ? AND span_id = ? LIMIT 1", (trace_id, s)
+                "SELECT 1 FROM log_blocks WHERE trace_id = ? AND span_id = ? LIMIT 1", (trace_id, s)
             ).fetchone()]  # fmt: skip
             return name, number, trace_id, rng.choice(with_logs or spans)
 
-    def logs(name, number, **kw):
+    def logs_query(name, number, **kw):
         def call(c):
             found = builds.by_number(c, name, number)
-            return telemetry.logs_of(c, found["trace_id"], **kw)
+            return logs.logs_of(c, found["trace_id"], **kw)
 
         return call
 
@@ -650,18 +651,18 @@ def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Qu
                 c, builds.by_number(c, name, number)["trace_id"]))  # fmt: skip
         if kind in ("logs-tail", "big-tail"):
             return Query(kind, f"{base}/logs?tail=1&limit=200",
-                         logs(name, number, tail=True, limit=200))  # fmt: skip
+                         logs_query(name, number, tail=True, limit=200))  # fmt: skip
         if kind in ("logs-span", "big-span"):
             return Query(kind, f"{base}/logs?tail=1&limit=200&span={span}",
-                         logs(name, number, tail=True, limit=200, span_id=span))  # fmt: skip
+                         logs_query(name, number, tail=True, limit=200, span_id=span))  # fmt: skip
         if kind in ("search-build", "big-search"):
             word = words["error"] if rng.random() < 0.2 else words[rng.choice(("common", "mid"))]
             return Query(kind, f"{base}/logs?q={quote(word)}&limit=200",
-                         logs(name, number, search=word, limit=200))  # fmt: skip
+                         logs_query(name, number, search=word, limit=200))  # fmt: skip
         if kind == "search-build-2":
             text = f"{words['common']} {words['common2']}"
             return Query(kind, f"{base}/logs?q={quote(text)}&limit=200",
-                         logs(name, number, search=text, limit=200))  # fmt: skip
+                         logs_query(name, number, search=text, limit=200))  # fmt: skip
         if kind.startswith("search-"):
             text = {
                 "search-rare": words["rare"],
@@ -671,7 +672,7 @@ def plan_queries(db: Path, info: StoreInfo, per_kind: int, seed: int) -> list[Qu
             }[kind]
             only = name if kind == "search-pipeline" else None
             path = f"/api/search?q={quote(text)}" + (f"&pipeline={name}" if only else "")
-            return Query(kind, path, lambda c: telemetry.search_logs(c, text, pipeline=only))
+            return Query(kind, path, lambda c: logs.search_logs(c, text, pipeline=only))
         if kind in ("page", "big-page"):
             return Query(kind, f"/pipelines/{name}/{number}",
                          lambda c: build_pages._load_build(c, name, number))  # fmt: skip

@@ -501,10 +501,10 @@ def build_store(
     """Write `plan.builds` finished builds and `plan.records` log lines into a new
     SQLite file at `path`, through bass's store: `builds.enqueue`/`builds.finish` in large
     synced transactions, spans with `telemetry.insert_spans` and log lines with
-    `telemetry.insert_logs` in requests of 512 through `Database.submit` (the
+    `logs.insert_logs` in requests of 512 through `Database.submit` (the
     receiver's own group-commit path, so the full-text index grows as it does in use)."""
     from bass.store import builds as build_rows
-    from bass.store import telemetry
+    from bass.store import logs, telemetry
     from bass.store.db import Database
 
     started = time.monotonic()
@@ -568,7 +568,7 @@ def build_store(
         )
         submit(telemetry.insert_spans, spans)
         for i in range(0, len(rows), BATCH):
-            submit(telemetry.insert_logs, rows[i : i + BATCH])
+            submit(logs.insert_logs, rows[i : i + BATCH])
         endings.append((job["id"], final, ended))
         spans_total += len(spans)
         lines_done += len(rows)

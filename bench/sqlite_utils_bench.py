@@ -13,7 +13,7 @@ content_rowid='id') and ``log_counts``; and prints Markdown:
 
 (a) inserting ``--records`` log records (default 200,000; --quick 50,000; 40-byte bodies,
     ~20 spans of one trace, batches of 4,096 as the builder sends them, one BEGIN
-    IMMEDIATE transaction per batch): bass's way (a copy of telemetry.insert_logs:
+    IMMEDIATE transaction per batch): bass's way (a copy of logs.insert_logs:
     executemany of tuples into logs, executemany into logs_fts, upsert of log_counts) vs
     sqlite-utils ``table.insert_all(..., batch_size=4096)`` (dict records, and its list
     mode: a header row then tuples) followed by the same FTS insert and count upsert.

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from bass.store import logs
+
 GIT = ["git", "-c", "user.name=bass tests", "-c", "user.email=tests@localhost",
        "-c", "init.defaultBranch=main"]  # fmt: skip
 
@@ -166,6 +168,7 @@ class Server:
     def query(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
         try:
+            logs.attach_view(conn)  # log records as rows: `SELECT … FROM logs`
             return conn.execute(sql, args).fetchall()
         finally:
             conn.close()

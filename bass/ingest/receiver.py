@@ -33,6 +33,7 @@ from bass.ingest.forward import Forwarder
 from bass.ingest.gate import TelemetryGate
 from bass.store import telemetry
 from bass.store.db import Busy, Database
+from bass.store.logs import insert_logs
 
 log = logging.getLogger("bass.ingest")
 
@@ -46,7 +47,7 @@ DECODERS = {
 }
 STORE: dict[str, Callable[..., Any]] = {
     "traces": telemetry.insert_spans,
-    "logs": telemetry.insert_logs,
+    "logs": insert_logs,
 }
 
 

@@ -3,13 +3,16 @@ the space back to the file system."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
-from bass import ansi
+from bass.store import logs
 
-CHUNK = 2000  # rows deleted per transaction: ingest waits at most one chunk
+CHUNK = 2000  # log records deleted per transaction (whole blocks): ingest waits at most one chunk
+BLOCKS = 20  # log blocks read per transaction, at most
+MERGE_PAGES = 256  # search index pages merged per transaction
 
 
 def expired_builds(
@@ -59,46 +62,40 @@ def stray_traces(
 
 
 def delete_logs_chunk(conn: sqlite3.Connection, trace_id: str) -> int:
-    """Delete up to CHUNK log records of a trace (and their search entries)."""
+    """Delete up to CHUNK log records of a trace (whole blocks, with their search
+    entries); returns how many."""
     rows = conn.execute(
-        "SELECT id, body, trace_id, span_id FROM logs WHERE trace_id = ? LIMIT ?",
-        (trace_id, CHUNK),
+        "SELECT id, trace_id, span_id, n, data FROM log_blocks WHERE trace_id = ? LIMIT ?",
+        (trace_id, BLOCKS),
     ).fetchall()
-    return _delete_logs(conn, rows)
+    return _delete_upto(conn, rows)
 
 
 def delete_untraced_logs_chunk(conn: sqlite3.Connection, before_ns: int) -> int:
     """Delete up to CHUNK of the oldest log records that belong to no trace (sent
-    without trace context, by another service), stopping at the first one not older
-    than `before_ns`: records arrive roughly in time order, and a pass must never scan
-    all of another service's logs inside a write transaction."""
+    without trace context, by another service), stopping at the first block with a
+    record not older than `before_ns`: records arrive roughly in time order, and a pass
+    must never read all of another service's logs inside a write transaction."""
     rows = conn.execute(
-        "SELECT id, body, trace_id, span_id, time_ns FROM logs WHERE trace_id = '' "
+        "SELECT id, trace_id, span_id, n, data FROM log_blocks WHERE trace_id = '' "
         "ORDER BY id LIMIT ?",
-        (CHUNK,),
+        (BLOCKS,),
     ).fetchall()
-    expired = []
-    for row in rows:
-        if row["time_ns"] >= before_ns:
+    expired = itertools.takewhile(
+        lambda block: max(logs.decode(block["data"])["t"]) < before_ns, rows
+    )
+    return _delete_upto(conn, expired)
+
+
+def _delete_upto(conn: sqlite3.Connection, blocks: Iterable[dict[str, Any]]) -> int:
+    """Delete blocks, in order, until CHUNK records are gone."""
+    chosen, records = [], 0
+    for block in blocks:
+        chosen.append(block)
+        records += block["n"]
+        if records >= CHUNK:
             break
-        expired.append(row)
-    return _delete_logs(conn, expired)
-
-
-def _delete_logs(conn: sqlite3.Connection, rows: list[dict[str, Any]]) -> int:
-    """Delete log records (id, body, trace_id, span_id) with their search entries and
-    their share of the per-span counts."""
-    conn.executemany(
-        "INSERT INTO logs_fts (logs_fts, rowid, body, trace_id) VALUES ('delete', ?, ?, ?)",
-        ((r["id"], ansi.plain(r["body"]), r["trace_id"]) for r in rows),  # as indexed
-    )
-    conn.executemany("DELETE FROM logs WHERE id = ?", ((r["id"],) for r in rows))
-    spans = Counter((r["trace_id"], r["span_id"]) for r in rows)
-    conn.executemany(
-        "UPDATE log_counts SET n = n - ? WHERE trace_id = ? AND span_id = ?",
-        ((n, t, s) for (t, s), n in spans.items()),
-    )
-    return len(rows)
+    return logs.delete_blocks(conn, chosen)
 
 
 def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
@@ -106,6 +103,20 @@ def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
     conn.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
     conn.execute("DELETE FROM log_counts WHERE trace_id = ?", (trace_id,))
     conn.execute("DELETE FROM builds WHERE trace_id = ?", (trace_id,))
+
+
+def stored_records(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT COALESCE(SUM(n), 0) AS n FROM log_counts").fetchone()["n"]
+
+
+def merge_index(conn: sqlite3.Connection, pages: int = MERGE_PAGES) -> bool:
+    """Merge up to about `pages` pages of the search index's segments, whatever their
+    level; False once all are one. Deleting a block adds delete markers to the index,
+    which take space until the segments holding them are merged: this is how that space
+    comes back, at the cost of writing the whole index anew."""
+    before = conn.total_changes
+    conn.execute("INSERT INTO log_text (log_text, rank) VALUES ('merge', ?)", (-pages,))
+    return conn.total_changes - before > 1
 
 
 def free_pages(conn: sqlite3.Connection) -> int:

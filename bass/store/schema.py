@@ -1,18 +1,62 @@
 """The schema, as named migrations of literal DDL: the one place the schema is written.
 
 Each migration runs once, in order, inside one transaction, and is recorded in the
-`migrations` table. A new schema change is a new entry at the end of MIGRATIONS; an
-entry that has shipped is never edited.
+`migrations` table; after its DDL, a migration may name Python functions that move data
+(called with the connection, in the same transaction). A new schema change is a new
+entry at the end of MIGRATIONS; an entry that has shipped is never edited.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 
 from bass import ansi
+from bass.store import logs
 
-MIGRATIONS: list[tuple[str, str]] = [
+log = logging.getLogger("bass.store")
+
+
+def logs_into_blocks(conn: sqlite3.Connection) -> None:
+    """Migration 0011: every row of `logs` into blocks (each run of consecutive rows of
+    one span, in id order: ids keep their order), then `logs` and its search index
+    dropped. Progress goes to bass's log every few seconds."""
+    plain = conn.cursor()  # rows as tuples, whatever the connection's row factory
+    plain.row_factory = None
+    total = plain.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
+    if total:
+        log.info("migrating %s log records into blocks (once; this can take a while)", f"{total:,}")
+    next_id, done, shown = 1, 0, time.monotonic()
+    run: list = []
+    cursor = plain.execute(
+        "SELECT trace_id, span_id, line, time_ns, severity_number, severity_text, body, "
+        "attributes, resource_id FROM logs ORDER BY id"
+    )
+
+    def write(run: list) -> int:
+        trace_id, span_id, first_line = run[0][:3]
+        return logs.write_blocks(conn, next_id, trace_id, span_id, first_line, [r[3:] for r in run])
+
+    for row in cursor:
+        if run and (row[:2] != run[0][:2] or row[2] != run[-1][2] + 1 or len(run) >= 100_000):
+            next_id = write(run)
+            run = []
+        run.append(row)
+        done += 1
+        if done % 100_000 == 0 and time.monotonic() - shown > 2:
+            log.info("migrated %s of %s log records (%d%%)", f"{done:,}", f"{total:,}",
+                     done * 100 // total)  # fmt: skip
+            shown = time.monotonic()
+    if run:
+        write(run)
+    conn.execute("DROP TABLE logs_fts")
+    conn.execute("DROP TABLE logs")
+    if total:
+        log.info("migrated %s log records into blocks", f"{total:,}")
+
+
+MIGRATIONS: list[tuple] = [
     (
         "0001_initial",
         """
@@ -102,7 +146,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 
         -- Full-text search over log bodies. trace_id is indexed too, so a search within
         -- one build intersects two term lists instead of filtering every match.
-        -- Rows are added by telemetry.insert_logs and removed by retention, not by
+        -- Rows are added by logs.insert_logs and removed by retention, not by
         -- triggers: a per-row trigger made every insert three times slower.
         CREATE VIRTUAL TABLE logs_fts USING fts5 (
             body, trace_id, content = 'logs', content_rowid = 'id'
@@ -293,6 +337,34 @@ MIGRATIONS: list[tuple[str, str]] = [
             WHERE parent_span_id = '';
         """,
     ),
+    (
+        "0011_log_blocks",
+        """
+        -- Log records as blocks (bass.store.logs): the records of one span that came
+        -- together, compressed in one row, `id` the id of the first. The span index
+        -- serves the log viewer (lines by number) and covers what paging reads; the
+        -- trace index a whole build's records in arrival (id) order.
+        CREATE TABLE log_blocks (
+            id INTEGER PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            span_id TEXT NOT NULL,
+            first_line INTEGER NOT NULL,
+            n INTEGER NOT NULL,
+            max_severity INTEGER NOT NULL,
+            data BLOB NOT NULL              -- last: reading the others skips it
+        );
+        CREATE INDEX log_blocks_span ON log_blocks (trace_id, span_id, first_line, n);
+        CREATE INDEX log_blocks_trace ON log_blocks (trace_id);
+        -- Which blocks hold which words: no copy of the text (content=''), no positions
+        -- (detail=none), no sizes (columnsize=0). Rows are added and deleted (with the
+        -- text as indexed) by bass.store.logs. A change to bass.ansi.plain that changes
+        -- what is indexed needs a migration that indexes every block anew.
+        CREATE VIRTUAL TABLE log_text USING fts5 (
+            body, content = '', detail = none, columnsize = 0
+        );
+        """,
+        logs_into_blocks,
+    ),
 ]
 
 
@@ -307,13 +379,15 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     cursor.row_factory = None
     done = {row[0] for row in cursor.execute("SELECT name FROM migrations")}
     applied = []
-    for name, ddl in MIGRATIONS:
+    for name, ddl, *steps in MIGRATIONS:
         if name in done:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements(ddl):
                 conn.execute(statement)
+            for step in steps:  # what SQL alone cannot do, in the same transaction
+                step(conn)
             conn.execute(
                 "INSERT INTO migrations (name, applied_at) VALUES (?, ?)", (name, time.time())
             )

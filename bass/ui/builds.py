@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bass import ansi, states
-from bass.store import builds, telemetry
+from bass.store import builds, logs, telemetry
 from bass.ui import failure, line_json, render, steps, waterfall
 
 OPEN = (*states.FAILURES, states.RUNNING)  # steps shown opened
@@ -27,7 +27,7 @@ def _load_build(conn, name: str, number: int):
         return None
     trace_id = build["trace_id"]
     spans = telemetry.spans_of(conn, trace_id)
-    last_lines = telemetry.last_lines(conn, trace_id)
+    last_lines = logs.last_lines(conn, trace_id)
     parents = {s["parent_span_id"] for s in spans}
     opened = {
         s["span_id"] for s in spans if s["bass_status"] in OPEN and s["span_id"] not in parents
@@ -40,7 +40,7 @@ def _load_build(conn, name: str, number: int):
         at = failed["line"] if failed and failed["span"]["span_id"] == span_id else None
         last = last_lines[span_id]
         first = max((at - SEED_LINES // 2) if at else (last - SEED_LINES + 1), 1)
-        rows = telemetry.log_lines(conn, trace_id, span_id, first, first + SEED_LINES - 1)
+        rows = logs.log_lines(conn, trace_id, span_id, first, first + SEED_LINES - 1)
         seeds[span_id] = [line_json(r) for r in rows]
     return build, spans, last_lines, opened, failed, seeds
 
@@ -69,7 +69,7 @@ def _failure(conn, build, spans, last_lines) -> dict[str, Any] | None:
     last = last_lines.get(span["span_id"], 0)
     if last:
         first = max(last - SUMMARY_LINES + 1, 1)
-        rows = telemetry.log_lines(conn, build["trace_id"], span["span_id"], first, last)
+        rows = logs.log_lines(conn, build["trace_id"], span["span_id"], first, last)
         finding = failure.summary([ansi.plain(r["body"]) for r in rows])
         if finding is not None:
             found["line"] = rows[finding.index]["line"] if rows else None
@@ -109,7 +109,7 @@ async def timeline(request: Request) -> Response:
             return None
         trace_id = build["trace_id"]
         span = telemetry.span(conn, trace_id, selected) if selected else None
-        lines = telemetry.log_lines(conn, trace_id, selected, 1, SPAN_LINES) if span else []
+        lines = logs.log_lines(conn, trace_id, selected, 1, SPAN_LINES) if span else []
         return build, telemetry.spans_of_traces(conn, [trace_id]), span, lines
 
     loaded = await request.state.db.aread(load)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from bass import ansi
 from bass.params import query_int
-from bass.store import builds, telemetry
+from bass.store import builds, logs, telemetry
 from bass.ui import line_json, steps
 
 WINDOW = 2_000  # most lines one request returns
@@ -37,17 +37,17 @@ async def lines(request: Request) -> Response:
         if build is None:
             return None
         trace_id = build["trace_id"]
-        last = telemetry.last_lines(conn, trace_id).get(span_id, 0)
+        last = logs.last_lines(conn, trace_id).get(span_id, 0)
         answer: dict[str, Any] = {"span": span_id, "last": last, "state": build["state"]}
         if query.strip():
-            answer["hits"] = telemetry.line_hits(conn, trace_id, span_id, query)
+            answer["hits"] = logs.line_hits(conn, trace_id, span_id, query)
             return answer
         if request.query_params.get("groups"):
-            answer["groups"] = groups(telemetry.marker_lines(conn, trace_id, span_id))
+            answer["groups"] = groups(logs.marker_lines(conn, trace_id, span_id))
             return answer
         start, end = (max(last - tail + 1, 1), last) if tail else (first, last_asked)
         end = min(end, start + WINDOW - 1)
-        rows = telemetry.log_lines(conn, trace_id, span_id, start, end) if end >= start else []
+        rows = logs.log_lines(conn, trace_id, span_id, start, end) if end >= start else []
         answer["lines"] = [line_json(r) for r in rows]
         return answer
 
@@ -102,7 +102,7 @@ async def download(request: Request) -> Response:
         after, current = 0, "build output"  # no heading before the first step's lines
         while True:
             page = request.state.db.read(
-                telemetry.logs_of, build["trace_id"], span_id=span_id, after_id=after, limit=5000
+                logs.logs_of, build["trace_id"], span_id=span_id, after_id=after, limit=5000
             )
             if not page:
                 return

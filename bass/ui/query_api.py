@@ -13,7 +13,7 @@ from starlette.routing import Route
 from bass import params, states
 from bass.orchestrator import NotBuilt, UnknownPipeline
 from bass.params import people_base_url, query_int, read_json
-from bass.store import builds, telemetry
+from bass.store import builds, logs, telemetry
 from bass.ui import server_status, source_of_ref, steps
 from bass.webhook import queued_answer
 
@@ -118,7 +118,7 @@ def log_query(request: Request) -> dict[str, Any]:
 
 async def _logs(request: Request, trace_id: str) -> Response:
     query = log_query(request)
-    records = await request.state.db.aread(telemetry.logs_of, trace_id, **query)
+    records = await request.state.db.aread(logs.logs_of, trace_id, **query)
     return JSONResponse({"logs": records})
 
 
@@ -155,7 +155,7 @@ async def search(request: Request) -> Response:
     before = request.query_params.get("before")
     before_id = query_int(request, "before", 0, 2**62) if before is not None else None
     records = await request.state.db.aread(
-        telemetry.search_logs,
+        logs.search_logs,
         text,
         pipeline=request.query_params.get("pipeline") or None,
         before_id=before_id,

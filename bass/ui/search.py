@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bass import params
-from bass.store import builds, telemetry
+from bass.store import builds, logs, telemetry
 from bass.ui import render
 
 LIMIT = 200
@@ -26,12 +26,12 @@ async def search(request: Request) -> Response:
             if build is None:
                 return None, []
             names = {s["span_id"]: s["name"] for s in telemetry.spans_of(conn, build["trace_id"])}
-            lines = telemetry.logs_of(conn, build["trace_id"], search=text, limit=LIMIT)
+            lines = logs.logs_of(conn, build["trace_id"], search=text, limit=LIMIT)
             for line in lines:
                 line.update(pipeline=pipeline, number=build_number)
                 line["step"] = names.get(line["span_id"], "")
             return build, lines
-        return None, telemetry.search_logs(conn, text, pipeline=pipeline, limit=LIMIT)
+        return None, logs.search_logs(conn, text, pipeline=pipeline, limit=LIMIT)
 
     build, lines = await request.state.db.aread(load)
     context = {

@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from bass import ansi, states
-from bass.store import builds, telemetry, traces
+from bass.store import builds, logs, telemetry, traces
 from bass.ui import render, steps, waterfall
 
 RANGES = {"15m": 900, "1h": 3_600, "24h": 86_400, "7d": 604_800}  # seconds
@@ -155,9 +155,9 @@ async def trace(request: Request) -> Response:
         if build is not None:
             return build, [], [], None, []
         spans = traces.spans(conn, trace_id, MAX_SPANS)
-        lines = telemetry.logs_of(conn, trace_id, after_id=after_id, limit=LOG_PAGE + 1)
+        lines = logs.logs_of(conn, trace_id, after_id=after_id, limit=LOG_PAGE + 1)
         span = telemetry.span(conn, trace_id, chosen) if chosen else None
-        span_lines = telemetry.log_lines(conn, trace_id, chosen, 1, SPAN_LINES) if span else []
+        span_lines = logs.log_lines(conn, trace_id, chosen, 1, SPAN_LINES) if span else []
         return None, spans, lines, span, span_lines
 
     build, spans, lines, span, span_lines = await request.state.db.aread(load)

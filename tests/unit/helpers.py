@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bass.store import logs
+
 if TYPE_CHECKING:
     from tests.unit.conftest import App
 
@@ -22,6 +24,7 @@ def rows(db_path: Path, sql: str, *params: Any) -> list[dict[str, Any]]:
     """Query the database file on a connection of its own (the app keeps running)."""
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
         conn.row_factory = sqlite3.Row
+        logs.attach_view(conn)  # log records as rows: `SELECT … FROM logs`
         return [dict(r) for r in conn.execute(sql, params).fetchall()]
 
 

@@ -273,7 +273,7 @@ def test_migrations_run_once(tmp_path: Path) -> None:
     try:
         assert db.write(schema.migrate) == []
         names = db.read(lambda c: [r["name"] for r in c.execute("SELECT name FROM migrations")])
-        assert names == [name for name, _ in schema.MIGRATIONS]
+        assert names == [name for name, *_ in schema.MIGRATIONS]
     finally:
         db.close()
 

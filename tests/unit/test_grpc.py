@@ -23,6 +23,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bass.auth import Users
+from bass.store import logs
 from tests.conftest import Server, free_port, http
 from tests.e2e.waiting import wait_until
 from tests.unit.fake_destination import FakeDestination
@@ -172,6 +173,7 @@ def rows_of(server: Server, table: str, trace_id: bytes, leave_out: tuple[str, .
     """The rows of `table` for a trace, without the columns `leave_out`, in stored order."""
     conn = sqlite3.connect(f"file:{server.db}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
+    logs.attach_view(conn)  # log records as rows of `logs`
     try:
         order = "span_id" if table == "spans" else "id"
         found = conn.execute(

@@ -5,6 +5,8 @@ On a real SQLite file created by bass.store.db.Database, and through the app."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ import pytest
 
 from bass.ingest import otlp_json
 from bass.pruning import Policy, prune_once
-from bass.store import builds, retention, telemetry
+from bass.store import builds, logmatch, logs, retention, telemetry
 from bass.store.db import Database
 from tests.unit.conftest import App
 from tests.unit.helpers import (
@@ -54,9 +56,11 @@ def store_spans(db: Database, *spans: dict[str, Any], service: str) -> None:
 
 
 def store_logs(db: Database, trace_id: str, lines: list[str], *, service: str, at: float) -> None:
+    """Store `lines` in requests of 1,000 (so in blocks of 1,000 lines at most)."""
     records = [record(trace_id, "c0ffee00c0ffee00", line, time_ns=ns(at * 1e9)) for line in lines]
-    decoded = otlp_json.decode_logs(json_logs(*records, service=service))
-    db.write(telemetry.insert_logs, decoded.logs)
+    for i in range(0, len(records), 1000):
+        decoded = otlp_json.decode_logs(json_logs(*records[i : i + 1000], service=service))
+        db.write(logs.insert_logs, decoded.logs)
 
 
 def add_build(
@@ -101,8 +105,19 @@ def add_stray(db: Database, started: float, lines: list[str]) -> str:
     return trace
 
 
+def filler(size: int = 2000) -> str:
+    """`size` characters that do not compress much (as logs full of ids and hashes)."""
+    return base64.b64encode(os.urandom(size * 3 // 4)).decode()
+
+
 def q(db: Database, sql: str, *params: Any) -> list[dict[str, Any]]:
-    return db.read(lambda conn: conn.execute(sql, params).fetchall())
+    """Rows of `sql`, which may read log records as rows of `logs` (a view of blocks)."""
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        logs.attach_view(conn)
+        return conn.execute(sql, params).fetchall()
+
+    return db.read(read)
 
 
 def numbers(db: Database, pipeline: str = "demo") -> list[int]:
@@ -111,17 +126,29 @@ def numbers(db: Database, pipeline: str = "demo") -> list[int]:
 
 
 def fts_count(db: Database, words: str) -> int:
-    return q(db, "SELECT COUNT(*) AS n FROM logs_fts WHERE logs_fts MATCH ?", words)[0]["n"]
+    """Log blocks the search index says hold `words`."""
+    return q(db, "SELECT COUNT(*) AS n FROM log_text WHERE log_text MATCH ?", words)[0]["n"]
 
 
 def check_fts(db: Database) -> None:
-    """FTS5's own integrity check, including against the logs table (rank 1): raises
-    sqlite3.DatabaseError when the index has entries of deleted rows or misses rows.
-    And the per-span line counts agree with the rows left."""
+    """FTS5's own integrity check, and the index holds exactly the words of the blocks
+    left (fts5vocab lists each word of each block it indexed): a deleted block's words
+    are gone, no block is missing. And the per-span line counts agree with the blocks."""
 
     def check(conn: Any) -> None:
-        conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
-        conn.execute("INSERT INTO logs_fts (logs_fts, rank) VALUES ('integrity-check', 1)")
+        conn.execute("INSERT INTO log_text (log_text) VALUES ('integrity-check')")
+        conn.execute(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.log_words "
+            "USING fts5vocab(main, log_text, instance)"
+        )
+        indexed: dict[int, set[str]] = {}
+        for row in conn.execute("SELECT term, doc FROM temp.log_words"):
+            indexed.setdefault(row["doc"], set()).add(row["term"])
+        blocks = {
+            row["id"]: set(logmatch.tokens(logs.searchable(logs.decode(row["data"])["b"])))
+            for row in conn.execute("SELECT id, data FROM log_blocks")
+        }
+        assert indexed == {k: v for k, v in blocks.items() if v}
 
     db.write(check)
     check_counts(db)
@@ -129,7 +156,9 @@ def check_fts(db: Database) -> None:
 
 def check_counts(db: Database) -> None:
     counted = q(db, "SELECT trace_id, span_id, n FROM log_counts WHERE n > 0 ORDER BY 1, 2")
-    actual = q(db, "SELECT trace_id, span_id, COUNT(*) AS n FROM logs GROUP BY 1, 2 ORDER BY 1, 2")
+    actual = q(
+        db, "SELECT trace_id, span_id, SUM(n) AS n FROM log_blocks GROUP BY 1, 2 ORDER BY 1, 2"
+    )
     assert counted == actual
 
 
@@ -143,7 +172,7 @@ def traces_with(db: Database, table: str, trace_id: str) -> int:
 def test_old_builds_go_with_their_spans_logs_and_search_entries(db: Database) -> None:
     old = add_build(db, finished=NOW - 10 * DAY, lines=["zebra crossing one", "zebra two"])
     recent = add_build(db, finished=NOW - DAY, lines=["giraffe kept"])
-    assert fts_count(db, "zebra") == 2
+    assert fts_count(db, "zebra") == 1  # one block holds both lines
 
     removed = prune(db, Policy(days=7))
 
@@ -152,11 +181,11 @@ def test_old_builds_go_with_their_spans_logs_and_search_entries(db: Database) ->
     assert traces_with(db, "spans", old["trace_id"]) == 0
     assert traces_with(db, "logs", old["trace_id"]) == 0
     assert fts_count(db, "zebra") == 0  # the search no longer finds them
-    assert db.read(telemetry.search_logs, "zebra") == []
+    assert db.read(logs.search_logs, "zebra") == []
     check_fts(db)
     # what is recent stays whole
     assert traces_with(db, "spans", recent["trace_id"]) == 2
-    assert [r["body"] for r in db.read(telemetry.search_logs, "giraffe")] == ["giraffe kept"]
+    assert [r["body"] for r in db.read(logs.search_logs, "giraffe")] == ["giraffe kept"]
     assert prune(db, Policy(days=7)) == {"builds": 0, "traces": 0, "log records": 0}
 
 
@@ -198,7 +227,7 @@ def test_log_records_without_a_trace_go_by_age(db: Database) -> None:
             json_logs({"timeUnixNano": str(ns(at * 1e9)), "body": {"stringValue": line}},
                       service="cron")
         )  # fmt: skip
-        db.write(telemetry.insert_logs, decoded.logs)
+        db.write(logs.insert_logs, decoded.logs)
     build = add_build(db, finished=NOW - DAY, lines=["wombat build line"])
 
     assert prune(db, Policy(keep_builds=5))["log records"] == 0  # no age limit
@@ -243,7 +272,7 @@ def test_keep_builds_keeps_the_newest_per_pipeline(db: Database) -> None:
     assert numbers(db, "other") == [3]  # ... whether smaller or larger
     assert numbers(db, "third") == [2, 3]  # the global value
     assert removed["builds"] == 1 + 2 + 1
-    assert sorted(r["body"] for r in db.read(telemetry.search_logs, "tapir")) == [
+    assert sorted(r["body"] for r in db.read(logs.search_logs, "tapir")) == [
         "demo tapir 1", "demo tapir 2", "demo tapir 3", "demo tapir 4",
         "other tapir 2",
         "third tapir 1", "third tapir 2",
@@ -265,18 +294,17 @@ def test_keep_builds_counts_ended_builds_only(db: Database) -> None:
 def test_space_goes_back_to_the_file_system(db: Database) -> None:
     assert db.read(retention.auto_vacuum_mode) == 2  # INCREMENTAL, set on the new file
     old = add_build(db, finished=NOW - 30 * DAY)
-    filler = "x" * 2000  # one long word: 2 KB in the table, little in the search index
-    for batch in range(25):  # 25 x 1000 x 2 KB = 50 MB
+    for batch in range(25):  # 25 x 1000 x 2 KB = 50 MB, ~38 MB compressed
         records = [
-            (old["trace_id"], "c0ffee00c0ffee00", n, 9, "INFO", f"w{batch}x{n} {filler}", "{}",
+            (old["trace_id"], "c0ffee00c0ffee00", n, 9, "INFO", f"w{batch}x{n} {filler()}", "{}",
              '{"service.name":"bass:pipeline:demo"}')
             for n in range(1000)
         ]  # fmt: skip
-        db.write(telemetry.insert_logs, records)
+        db.write(logs.insert_logs, records)
     add_build(db, finished=NOW - DAY, lines=["small and recent"])
     db.checkpoint()
     full = db.size()
-    assert full > 50_000_000
+    assert full > 30_000_000
 
     removed = prune(db, Policy(days=7))
 
@@ -284,13 +312,16 @@ def test_space_goes_back_to_the_file_system(db: Database) -> None:
     assert db.read(retention.free_pages) == 0
     assert db.size() < full / 10
     assert traces_with(db, "logs", old["trace_id"]) == 0
-    assert [r["body"] for r in db.read(telemetry.search_logs, "recent")] == ["small and recent"]
+    assert [r["body"] for r in db.read(logs.search_logs, "recent")] == ["small and recent"]
     check_fts(db)
 
 
 def test_one_vacuum_step_gives_back_many_pages(db: Database) -> None:
     """Reclaiming is a few transactions of many pages each, not one per page."""
-    job = add_build(db, finished=NOW - 30 * DAY, lines=["y" * 3000 for _ in range(3000)])
+    # random numbers below 256: the blocks do not compress much, yet hold few distinct
+    # words (deleting them adds few delete markers to the search index)
+    lines = [" ".join(map(str, os.urandom(750))) for _ in range(10_000)]
+    job = add_build(db, finished=NOW - 30 * DAY, lines=lines)
     while db.write(retention.delete_logs_chunk, job["trace_id"]):
         pass
     free = db.read(retention.free_pages)
@@ -328,12 +359,13 @@ class WatchedDatabase(Database):
         result = super().write(fn, *args, **kwargs)
         if fn is retention.delete_logs_chunk and result:
             left = self.read(lambda c: c.execute(
-                "SELECT COUNT(*) AS n FROM logs WHERE trace_id = ?", (self.trace_id,)
+                "SELECT COALESCE(SUM(n), 0) AS n FROM log_blocks WHERE trace_id = ?",
+                (self.trace_id,),
             ).fetchone()["n"])  # fmt: skip
             self.left_between_chunks.append(left)
             line = f"ingested while {left} left"
             records = [("", "", ns(NOW * 1e9), 9, "INFO", line, "{}", "{}")]
-            self.submit(telemetry.insert_logs, records).result(timeout=30)
+            self.submit(logs.insert_logs, records).result(timeout=30)
         return result
 
 
@@ -392,7 +424,7 @@ def test_the_app_prunes_by_age(make_app: Any) -> None:
     assert [j["number"] for j in app.rows("SELECT number FROM builds")] == [recent["number"]]
     response = app.client.get("/api/search", params={"q": "quokka"})
     assert {r["body"] for r in response.json()["logs"]} == {"quokka build 2", f"quokka {new_stray}"}
-    assert app.rows("SELECT COUNT(*) AS n FROM logs_fts WHERE logs_fts MATCH 'quokka'") == [
+    assert app.rows("SELECT COUNT(*) AS n FROM log_text WHERE log_text MATCH 'quokka'") == [
         {"n": 2}
     ]
     check_fts(app_db(app))
@@ -427,28 +459,11 @@ def test_the_app_keeps_the_newest_builds(make_app: Any) -> None:
     check_fts(app_db(app))
 
 
-def test_line_counts_follow_inserts_and_survive_a_migration(tmp_path: Path) -> None:
-    """log_counts is kept by every insert, and migration 0004 fills it from the logs a
-    database already held."""
-    path = tmp_path / "bass.db"
-    db = Database(path)
-    try:
-        build = add_build(db, lines=["a", "b"])
-        store_logs(db, build["trace_id"], ["c"], service="bass:pipeline:demo", at=NOW)
-        add_stray(db, NOW, ["x", "y", "z"])
-        check_counts(db)
-        assert db.read(telemetry.log_counts, build["trace_id"]) == {"c0ffee00c0ffee00": 3}
-
-        def forget(conn: Any) -> None:  # as a database made before 0004
-            conn.execute("DROP TABLE log_counts")
-            conn.execute("DELETE FROM migrations WHERE name = '0004_log_counts'")
-
-        db.write(forget)
-    finally:
-        db.close()
-    db = Database(path)
-    try:
-        check_counts(db)
-        assert q(db, "SELECT SUM(n) AS n FROM log_counts")[0]["n"] == 6
-    finally:
-        db.close()
+def test_line_counts_follow_inserts(db: Database) -> None:
+    """log_counts is kept by every insert."""
+    build = add_build(db, lines=["a", "b"])
+    store_logs(db, build["trace_id"], ["c"], service="bass:pipeline:demo", at=NOW)
+    add_stray(db, NOW, ["x", "y", "z"])
+    check_counts(db)
+    assert db.read(logs.log_counts, build["trace_id"]) == {"c0ffee00c0ffee00": 3}
+    assert q(db, "SELECT SUM(n) AS n FROM log_counts")[0]["n"] == 6

@@ -3,6 +3,7 @@ applied once, in one transaction, and recorded only when every statement ran."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -75,26 +76,26 @@ def test_every_shipped_migration_applies_to_a_new_file(tmp_path):
     conn = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
     applied = schema.migrate(conn)
     conn.close()
-    assert applied == [name for name, _ in schema.MIGRATIONS]
+    assert applied == [name for name, *_ in schema.MIGRATIONS]
 
 
-def test_0009_numbers_each_spans_lines_and_indexes_them_without_escapes(tmp_path, monkeypatch):
-    """A database from before 0009 gets line numbers per span in arrival order, a last
-    line per span, and a search index that finds coloured words as a reader reads them;
-    the next lines continue the numbering."""
-    from bass.store import telemetry
-
-    names = [name for name, _ in schema.MIGRATIONS]
-    before = schema.MIGRATIONS[: names.index("0009_log_lines")]
-    conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
-    monkeypatch.setattr(schema, "MIGRATIONS", before)
+def _store_before(path, migration, monkeypatch):
+    """A database file as bass left it before `migration`."""
+    names = [name for name, *_ in schema.MIGRATIONS]
+    conn = sqlite3.connect(path, isolation_level=None)
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[: names.index(migration)])
     schema.migrate(conn)
-    rows = [("t1", "a", "one"), ("t1", "b", "\x1b[31mE501\x1b[0m line too long"),
-            ("t1", "a", "two"), ("t2", "a", "other"), ("t1", "a", "10%\r100% done")]  # fmt: skip
-    for n, (trace, span, body) in enumerate(rows, 1):
+    return conn
+
+
+def _old_logs(conn, rows):
+    """Log rows as bass stored them before 0011: a row each, indexed, counted."""
+    for n, (trace, span, body, *more) in enumerate(rows, 1):
+        attributes = more[0] if more else "{}"
         conn.execute(
-            "INSERT INTO logs (id, trace_id, span_id, time_ns, body) VALUES (?, ?, ?, 1, ?)",
-            (n, trace, span, body),
+            "INSERT INTO logs (id, trace_id, span_id, time_ns, severity_number, body, "
+            "attributes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (n, trace, span, 1000 + n, 9 + n % 2 * 8, body, attributes),
         )
         conn.execute("INSERT INTO logs_fts (rowid, trace_id, body) VALUES (?, ?, ?)",
                      (n, trace, body))  # fmt: skip
@@ -103,16 +104,74 @@ def test_0009_numbers_each_spans_lines_and_indexes_them_without_escapes(tmp_path
             "ON CONFLICT DO UPDATE SET n = n + 1",
             (trace, span),
         )
-    monkeypatch.undo()
+
+
+def test_0009_numbers_each_spans_lines_and_indexes_them_without_escapes(tmp_path, monkeypatch):
+    """A database from before 0009 gets line numbers per span in arrival order, a last
+    line per span, and a search index that finds coloured words as a reader reads them."""
+    names = [name for name, *_ in schema.MIGRATIONS]
+    before_blocks = schema.MIGRATIONS[: names.index("0011_log_blocks")]
+    conn = _store_before(tmp_path / "old.db", "0009_log_lines", monkeypatch)
+    rows = [("t1", "a", "one"), ("t1", "b", "\x1b[31mE501\x1b[0m line too long"),
+            ("t1", "a", "two"), ("t2", "a", "other"), ("t1", "a", "10%\r100% done")]  # fmt: skip
+    _old_logs(conn, rows)
+    monkeypatch.setattr(schema, "MIGRATIONS", before_blocks)
     assert schema.migrate(conn)[0] == "0009_log_lines"
-    conn.row_factory = sqlite3.Row
-    lines = conn.execute("SELECT id, line FROM logs ORDER BY id").fetchall()
-    assert [r["line"] for r in lines] == [1, 1, 2, 1, 3]
-    assert telemetry.last_lines(conn, "t1") == {"a": 3, "b": 1}
-    assert telemetry.line_hits(conn, "t1", "b", "E501") == [1]
-    assert telemetry.line_hits(conn, "t1", "a", "100%") == [3]
-    assert telemetry.line_hits(conn, "t1", "a", "10%") == []
+    lines = conn.execute("SELECT line FROM logs ORDER BY id").fetchall()
+    assert [line for (line,) in lines] == [1, 1, 2, 1, 3]
+    assert conn.execute("SELECT span_id, last_line FROM log_counts WHERE trace_id = 't1' "
+                        "ORDER BY 1").fetchall() == [("a", 3), ("b", 1)]  # fmt: skip
+    found = conn.execute("SELECT rowid FROM logs_fts WHERE logs_fts MATCH 'E501'").fetchall()
+    assert found == [(2,)]
     assert conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
-    telemetry.insert_logs(conn, [("t1", "a", 2, 9, "INFO", "three", "{}", "{}")])
-    assert telemetry.log_lines(conn, "t1", "a", 3, 4)[-1]["body"] == "three"
-    assert telemetry.last_lines(conn, "t1")["a"] == 4
+
+
+def test_0011_moves_every_record_into_blocks_that_read_and_search_alike(tmp_path, monkeypatch):
+    """A database from before 0011 keeps every record (time, severity, body, attributes,
+    line number) in blocks; searches find what they found; the `logs` table and its
+    index are gone; the next lines continue the numbering."""
+    from bass.store import logs
+    from bass.store.db import _dict_factory
+
+    conn = _store_before(tmp_path / "old.db", "0011_log_blocks", monkeypatch)
+    rows = [("t1", "a", "one"), ("t1", "b", "\x1b[31mE501\x1b[0m line too long"),
+            ("t1", "a", "two", '{"log.iostream":"stderr"}'), ("t2", "a", "other"),
+            ("t1", "a", "10%\r100% done")]  # fmt: skip
+    rows += [("t3", "s", f"line {n} of many") for n in range(logs.BLOCK_LINES + 10)]
+    _old_logs(conn, rows)
+    conn.execute(
+        "UPDATE logs SET line = numbered.n FROM (SELECT id, ROW_NUMBER() OVER "
+        "(PARTITION BY trace_id, span_id ORDER BY id) AS n FROM logs) AS numbered "
+        "WHERE logs.id = numbered.id"
+    )
+    conn.execute("UPDATE log_counts SET last_line = n")
+    conn.row_factory = _dict_factory
+    before = {t: conn.execute("SELECT * FROM logs WHERE trace_id = ? ORDER BY id", (t,)).fetchall()
+              for t in ("t1", "t2", "t3")}  # fmt: skip
+    monkeypatch.undo()
+
+    assert schema.migrate(conn) == ["0011_log_blocks"]
+
+    tables = {r["name"] for r in conn.execute("SELECT name FROM sqlite_master")}
+    assert "logs" not in tables and "logs_fts" not in tables
+    for trace_id, old in before.items():
+        new = logs.logs_of(conn, trace_id, limit=100_000)
+        assert len(new) == len(old)
+        for was, now in zip(old, new, strict=True):
+            was["attributes"] = json.loads(was["attributes"])
+            assert {k: now[k] for k in was if k != "id"} == {k: was[k] for k in was if k != "id"}
+    ids = [r["id"] for r in logs.logs_of(conn, "t3", limit=100_000)]
+    assert ids == sorted(set(ids))  # ids are given anew, in arrival order
+    assert logs.line_hits(conn, "t1", "b", "E501") == [1]
+    assert logs.line_hits(conn, "t1", "a", "100%") == [3]
+    assert logs.line_hits(conn, "t1", "a", "10%") == []
+    assert logs.line_hits(conn, "t3", "s", f"{logs.BLOCK_LINES + 5}") == [logs.BLOCK_LINES + 6]
+    assert logs.log_lines(conn, "t1", "a", 2, 2)[0]["stream"] == "stderr"
+    blocks = conn.execute("SELECT COUNT(*) AS blocks, SUM(n) AS n, MAX(n) AS most FROM "
+                          "log_blocks WHERE trace_id = 't3'").fetchone()  # fmt: skip
+    assert blocks["n"] == logs.BLOCK_LINES + 10 and blocks["blocks"] > 1
+    assert blocks["most"] <= logs.BLOCK_LINES
+    logs.insert_logs(conn, [("t1", "a", 2, 9, "INFO", "three", "{}", "{}")])
+    assert logs.log_lines(conn, "t1", "a", 3, 4)[-1]["body"] == "three"
+    assert logs.last_lines(conn, "t1")["a"] == 4
+    conn.close()

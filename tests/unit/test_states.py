@@ -60,7 +60,7 @@ def test_migrating_keeps_every_build(tmp_path):
     """A database made before 0005 keeps its jobs, ids and all, as builds."""
     conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     migrations = schema.MIGRATIONS
-    names = [name for name, _ in migrations]
+    names = [name for name, *_ in migrations]
     schema.MIGRATIONS = migrations[: names.index("0005_builds")]
     try:
         schema.migrate(conn)

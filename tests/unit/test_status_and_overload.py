@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
 from bass.ingest.forward import json_to_protobuf
-from bass.store import telemetry
+from bass.store import logs
 from bass.store.db import Busy, Database
 from tests.unit.conftest import App
 from tests.unit.helpers import (
@@ -190,12 +190,22 @@ def log_line(body: str) -> tuple:
     return (TRACE, ROOT, 1, 9, "INFO", body, "{}", '{"service.name":"x"}')
 
 
+def read_logs(db: Database, sql: str) -> list[dict[str, Any]]:
+    """Rows of `sql` over log records as rows of a view `logs`."""
+
+    def read(conn: Any) -> list[dict[str, Any]]:
+        logs.attach_view(conn)
+        return conn.execute(sql).fetchall()
+
+    return db.read(read)
+
+
 @pytest.mark.parametrize("failing", [0, 1])
 def test_a_failing_write_in_a_batch_spoils_only_itself(db: Database, failing: int) -> None:
     seen_from_outside: list[list] = []
 
     def write(conn: Any, n: int) -> str:
-        telemetry.insert_logs(conn, [log_line(f"write{n} alpha"), log_line(f"write{n} beta")])
+        logs.insert_logs(conn, [log_line(f"write{n} alpha"), log_line(f"write{n} beta")])
         # the other write of the batch is not committed yet: one transaction for both
         seen_from_outside.append(rows(db.path, "SELECT body FROM logs"))
         if n == failing:
@@ -210,29 +220,27 @@ def test_a_failing_write_in_a_batch_spoils_only_itself(db: Database, failing: in
     with pytest.raises(ValueError, match=f"write {failing} fails"):
         futures[failing].result(30)
     assert seen_from_outside == [[], []]
-    bodies = [r["body"] for r in db.read(lambda c: c.execute("SELECT body FROM logs").fetchall())]
+    bodies = [r["body"] for r in read_logs(db, "SELECT body FROM logs")]
     assert bodies == [f"write{ok} alpha", f"write{ok} beta"]
-    fts = db.read(telemetry.search_logs, f"write{failing}")
+    fts = db.read(logs.search_logs, f"write{failing}")
     assert fts == []
-    assert [r["body"] for r in db.read(telemetry.search_logs, f"write{ok}")] == [
+    assert [r["body"] for r in db.read(logs.search_logs, f"write{ok}")] == [
         f"write{ok} beta",
         f"write{ok} alpha",
     ]
-    db.write(
-        lambda c: c.execute("INSERT INTO logs_fts (logs_fts, rank) VALUES ('integrity-check', 1)")
-    )
+    db.write(lambda c: c.execute("INSERT INTO log_text (log_text) VALUES ('integrity-check')"))
 
 
 def test_submit_refuses_past_max_pending(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Database, "MAX_PENDING", 4)
     with writer_busy(db):
-        accepted = [db.submit(telemetry.insert_logs, [log_line(f"queued {n}")]) for n in range(3)]
+        accepted = [db.submit(logs.insert_logs, [log_line(f"queued {n}")]) for n in range(3)]
         with pytest.raises(Busy):
-            db.submit(telemetry.insert_logs, [log_line("one too many")])
+            db.submit(logs.insert_logs, [log_line("one too many")])
     for future in accepted:
         future.result(30)
-    assert db.submit(telemetry.insert_logs, [log_line("room again")]).result(30) is None
-    bodies = db.read(lambda c: c.execute("SELECT body FROM logs ORDER BY id").fetchall())
+    assert db.submit(logs.insert_logs, [log_line("room again")]).result(30) is None
+    bodies = read_logs(db, "SELECT body FROM logs ORDER BY id")
     assert [r["body"] for r in bodies] == ["queued 0", "queued 1", "queued 2", "room again"]
 
 
@@ -241,10 +249,10 @@ def test_a_write_given_up_before_it_ran_is_not_made_and_the_writer_goes_on(db: D
     the write is skipped, the writes queued with it are made, and so are later ones
     (setting the outcome of a cancelled future used to kill the writer thread)."""
     with writer_busy(db):
-        kept = db.submit(telemetry.insert_logs, [log_line("kept")])
-        dropped = db.submit(telemetry.insert_logs, [log_line("given up")])
+        kept = db.submit(logs.insert_logs, [log_line("kept")])
+        dropped = db.submit(logs.insert_logs, [log_line("given up")])
         assert dropped.cancel()
     kept.result(30)
-    assert db.submit(telemetry.insert_logs, [log_line("later")]).result(30) is None
-    bodies = db.read(lambda c: c.execute("SELECT body FROM logs ORDER BY id").fetchall())
+    assert db.submit(logs.insert_logs, [log_line("later")]).result(30) is None
+    bodies = read_logs(db, "SELECT body FROM logs ORDER BY id")
     assert [r["body"] for r in bodies] == ["kept", "later"]

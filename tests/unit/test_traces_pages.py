@@ -337,7 +337,7 @@ def test_search_results_link_to_the_trace_and_the_build(app: App) -> None:
     assert f'href="http://testserver/traces/{trace_of(job)}"' in html
     assert f'href="http://testserver/pipelines/demo/1#step-{step}-L1"' in html
     lines = response.context["lines"]  # type: ignore[attr-defined]
-    if "service_name" in lines[0]:  # once telemetry.search_logs names each line's service
+    if "service_name" in lines[0]:  # once logs.search_logs names each line's service
         assert ">other<" in html and ">bass:pipeline:demo<" in html
     # within one build, each line links to its step only
     within = app.client.get("/search", params={"q": "needle", "pipeline": "demo", "number": 1})
@@ -380,7 +380,7 @@ def test_0010_indexes_a_store_of_before_it(tmp_path, monkeypatch) -> None:
     from bass.store import schema
     from bass.store.db import _dict_factory
 
-    names = [name for name, _ in schema.MIGRATIONS]
+    names = [name for name, *_ in schema.MIGRATIONS]
     conn = sqlite3.connect(tmp_path / "old.db", isolation_level=None)
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[: names.index("0010_traces")])
     schema.migrate(conn)

@@ -1,0 +1,457 @@
+"""Log records, kept as blocks: a run of consecutive records of one span that arrived
+together (up to BLOCK_BYTES of text, BLOCK_LINES records), compressed in one row. (A
+request whose records of several spans interleave one by one makes blocks of one
+record: ids keep the order records came in. The builder sends long runs of one step.)
+
+A row per record cost ~45 µs and 8 bytes on disk per byte of text (the row, two
+indexes over text ids, a full-text entry per line); a block costs one row, two small
+index entries and one full-text document, whatever its size, and its text compressed.
+
+Each record keeps everything OTLP gave it: time, severity number and text, body,
+attributes (canonical JSON), resource. Records have ids, as rows had: a block's id is
+the id of its first record, the others follow (id + 1, …), and a newer block's ids are
+larger; each record also has its line number in its span (1, 2, … in arrival order).
+The full-text index (`log_text`, FTS5 without positions) holds each block's text as a
+reader sees it (bass.ansi.plain); a search finds blocks there, and bass.store.logmatch
+picks out the lines.
+
+A block's `data` is zlib-compressed JSON of columns (`encode`): a column whose values
+are all alike is one value. A later format must start with another byte than zlib's
+0x78.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any
+
+import orjson
+
+from bass import ansi
+from bass.store.logmatch import GROUP_MARKERS, Query, is_marker
+from bass.store.telemetry import resource_ids
+
+BLOCK_BYTES = 64 * 1024  # body text in one block, about (a longer record is a block)
+BLOCK_LINES = 4096  # records in one block, at most
+SEARCH_BLOCKS = 2000  # blocks a search reads at most before it answers with what it has
+_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what plain() would change, \n aside
+
+_INSERT_BLOCK = """
+INSERT INTO log_blocks (id, trace_id, span_id, first_line, n, max_severity, data)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+"""
+_INDEX_BLOCK = "INSERT INTO log_text (rowid, body) VALUES (?, ?)"
+_COUNT_LOGS = """
+INSERT INTO log_counts (trace_id, span_id, n, last_line) VALUES (?, ?, ?, ?)
+ON CONFLICT (trace_id, span_id) DO UPDATE SET n = n + excluded.n, last_line = excluded.last_line
+"""
+# A record within a block: (time_ns, severity_number, severity_text, body, attributes
+# JSON, resource id).
+Entry = tuple[int, int, str, str, str, int]
+
+
+def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
+    """Append log records (tuples in bass.store.telemetry.LOG_COLUMNS order: trace id,
+    span id, time, severity number and text, body, attributes JSON, resource JSON): each
+    run of consecutive records of one span becomes one or more blocks, so that ids keep
+    the order the records came in (the builder sends long runs of one step's lines)."""
+    if not records:
+        return
+    resources = resource_ids(conn, {record[7] for record in records})
+    next_id = _next_id(conn)
+    last: dict[tuple[str, str], int] = {}  # each span's last line number
+    run: list[Entry] = []
+    key = records[0][:2]
+    for trace_id, span_id, time_ns, number, text, body, attributes, resource in records:
+        if (trace_id, span_id) != key:
+            next_id = _write_run(conn, next_id, key, run, last)
+            key, run = (trace_id, span_id), []
+        run.append((time_ns, number, text, body, attributes, resources[resource]))
+    _write_run(conn, next_id, key, run, last)
+    counts = Counter(record[:2] for record in records)
+    conn.executemany(_COUNT_LOGS, ((*k, n, last[k]) for k, n in counts.items()))
+
+
+def _write_run(
+    conn: sqlite3.Connection,
+    next_id: int,
+    key: tuple[str, str],
+    run: list[Entry],
+    last: dict[tuple[str, str], int],
+) -> int:
+    if key not in last:
+        last[key] = last_line(conn, *key)
+    next_id = write_blocks(conn, next_id, key[0], key[1], last[key] + 1, run)
+    last[key] += len(run)
+    return next_id
+
+
+def _next_id(conn: sqlite3.Connection) -> int:
+    row = conn.execute("SELECT id + n AS next FROM log_blocks ORDER BY id DESC LIMIT 1").fetchone()
+    return row["next"] if row else 1
+
+
+def write_blocks(
+    conn: sqlite3.Connection,
+    next_id: int,
+    trace_id: str,
+    span_id: str,
+    first_line: int,
+    entries: list[Entry],
+) -> int:
+    """Store consecutive records of one span, from line `first_line`, as blocks with ids
+    from `next_id`; returns the id after the last one given."""
+    start = 0
+    while start < len(entries):
+        end, size = start, 0
+        while end < len(entries) and end - start < BLOCK_LINES and size < BLOCK_BYTES:
+            size += len(entries[end][3])
+            end += 1
+        part = entries[start:end]
+        bodies = [entry[3] for entry in part]
+        conn.execute(
+            _INSERT_BLOCK,
+            (next_id, trace_id, span_id, first_line + start, len(part),
+             max(entry[1] for entry in part), encode(part)),
+        )  # fmt: skip
+        conn.execute(_INDEX_BLOCK, (next_id, searchable(bodies)))
+        next_id += len(part)
+        start = end
+    return next_id
+
+
+def encode(entries: list[Entry]) -> bytes:
+    times, numbers, texts, bodies, attributes, resources = zip(*entries, strict=True)
+    base = times[0]
+    columns: dict[str, Any] = {"t": base, "b": bodies}
+    if times.count(base) != len(times):
+        columns["d"] = [t - base for t in times]
+    for key, values in (("v", numbers), ("x", texts), ("a", attributes), ("r", resources)):
+        columns[key] = values[0] if values.count(values[0]) == len(values) else values
+    return zlib.compress(orjson.dumps(columns), 1)
+
+
+def decode(data: bytes) -> dict[str, list[Any]]:
+    """A block's columns, each a list of its records' values: t (time), v (severity
+    number), x (severity text), b (body), a (attributes JSON), r (resource id)."""
+    columns = orjson.loads(zlib.decompress(data))
+    n = len(columns["b"])
+    base = columns["t"]
+    deltas = columns.get("d")
+    columns["t"] = [base + d for d in deltas] if deltas else [base] * n
+    for key in ("v", "x", "a", "r"):
+        if not isinstance(columns[key], list):
+            columns[key] = [columns[key]] * n
+    return columns
+
+
+def searchable(bodies: list[str]) -> str:
+    """A block's text as the index holds it: its lines as a reader sees them."""
+    text = "\n".join(bodies)
+    if _SPECIAL.search(text) is None:
+        return text
+    return "\n".join(map(ansi.plain, bodies))
+
+
+def last_line(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:
+    row = conn.execute(
+        "SELECT last_line FROM log_counts WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()
+    return row["last_line"] if row else 0
+
+
+# -- reading
+
+
+def _records(block: dict[str, Any], lo: int = 0, hi: int | None = None) -> list[dict[str, Any]]:
+    """Records `lo` to `hi` (indexes in the block, hi exclusive) of a block row, as
+    dicts with the columns the `logs` table had."""
+    c = decode(block["data"])
+    times, numbers, texts, bodies, attrs, resources = c["t"], c["v"], c["x"], c["b"], c["a"], c["r"]
+    first_id, first_line = block["id"], block["first_line"]
+    trace_id, span_id = block["trace_id"], block["span_id"]
+    parsed: dict[str, Any] = {}
+    out = []
+    for i in range(lo, len(bodies) if hi is None else min(hi, len(bodies))):
+        attributes = parsed.get(attrs[i])
+        if attributes is None:
+            attributes = parsed[attrs[i]] = json.loads(attrs[i])
+        out.append({
+            "id": first_id + i, "trace_id": trace_id, "span_id": span_id, "line": first_line + i,
+            "time_ns": times[i], "severity_number": numbers[i], "severity_text": texts[i],
+            "body": bodies[i], "attributes": attributes, "resource_id": resources[i],
+        })  # fmt: skip
+    return out
+
+
+_BLOCK = "id, trace_id, span_id, first_line, n, data"
+
+
+def logs_of(
+    conn: sqlite3.Connection,
+    trace_id: str,
+    *,
+    span_id: str | None = None,
+    after_id: int = 0,
+    before_id: int | None = None,
+    limit: int = 1000,
+    tail: bool = False,
+    min_severity: int = 0,
+    search: str = "",
+) -> list[dict[str, Any]]:
+    """Log records of a trace (or of one span), in arrival order (by id).
+
+    Pages forwards from `after_id`, or backwards from `before_id` (`tail=True`: from the
+    end); `min_severity` and `search` (every word, full-text) filter.
+    """
+    backwards = tail or before_id is not None
+    where = ["trace_id = :trace_id", "id > :after_id - :block"]
+    params: dict[str, Any] = {"trace_id": trace_id, "after_id": after_id, "block": BLOCK_LINES}
+    if span_id is not None:
+        where.append("span_id = :span_id")
+        params["span_id"] = span_id
+    if before_id is not None:
+        where.append("id < :before_id")
+        params["before_id"] = before_id
+    if min_severity:
+        where.append("max_severity >= :severity")
+        params["severity"] = min_severity
+    query = Query(search) if search.strip() else None
+    if query is not None:
+        if query.fts is None:
+            return []
+        where.append("id IN (SELECT rowid FROM log_text WHERE log_text MATCH :match)")
+        params["match"] = query.fts
+    # In a span, id order is line order: its index gives the blocks in order.
+    order = ("first_line" if span_id is not None else "id") + (" DESC" if backwards else "")
+    blocks = conn.execute(
+        f"SELECT {_BLOCK} FROM log_blocks WHERE {' AND '.join(where)} ORDER BY {order}", params
+    )
+
+    def wanted(record: dict[str, Any]) -> bool:
+        return (
+            after_id < record["id"] < (before_id if before_id is not None else 2**63)
+            and record["severity_number"] >= min_severity
+            and (query is None or query.matches(record["body"]))
+        )
+
+    found: list[dict[str, Any]] = []
+    for block in islice(blocks, SEARCH_BLOCKS if query is not None else None):
+        records = [r for r in _records(block) if wanted(r)]
+        found += reversed(records) if backwards else records
+        if len(found) >= limit:
+            break
+    found = found[:limit]
+    if backwards:
+        found.reverse()
+    return found
+
+
+def log_lines(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, first: int, last: int
+) -> list[dict[str, Any]]:
+    """Lines `first` to `last` (numbers, inclusive) of one span: what the log viewer
+    shows of each (number, time, severity, body, and its stream when the builder says
+    which one it is)."""
+    blocks = conn.execute(
+        f"""
+        SELECT {_BLOCK} FROM log_blocks
+        WHERE trace_id = ? AND span_id = ? AND first_line <= ? ORDER BY first_line DESC
+        """,
+        (trace_id, span_id, last),
+    )
+    found: list[list[dict[str, Any]]] = []
+    for block in blocks:
+        if block["first_line"] + block["n"] <= first:
+            break
+        lo = max(first - block["first_line"], 0)
+        found.append(_records(block, lo, last - block["first_line"] + 1))
+    out = []
+    for records in reversed(found):
+        for r in records:
+            stream = r["attributes"].get("log.iostream")
+            out.append({
+                "line": r["line"], "time_ns": r["time_ns"], "severity_number": r["severity_number"],
+                "body": r["body"], "stream": stream,
+            })  # fmt: skip
+    return out
+
+
+def _span_blocks(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, match: str
+) -> Iterator[dict[str, Any]]:
+    """One span's blocks that the index says hold every term of `match`, in order."""
+    return iter(
+        conn.execute(
+            f"""
+            SELECT {_BLOCK} FROM log_blocks
+            WHERE trace_id = ? AND span_id = ?
+              AND id IN (SELECT rowid FROM log_text WHERE log_text MATCH ?)
+            ORDER BY first_line
+            """,
+            (trace_id, span_id, match),
+        )
+    )
+
+
+def line_hits(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, text: str, limit: int = 1000
+) -> list[int]:
+    """The numbers of one span's lines that hold every word of `text`, in order."""
+    query = Query(text)
+    if query.fts is None:
+        return []
+    hits: list[int] = []
+    for block in islice(_span_blocks(conn, trace_id, span_id, query.fts), SEARCH_BLOCKS):
+        bodies = decode(block["data"])["b"]
+        hits += (block["first_line"] + i for i, body in enumerate(bodies) if query.matches(body))
+        if len(hits) >= limit:
+            break
+    return hits[:limit]
+
+
+def marker_lines(
+    conn: sqlite3.Connection, trace_id: str, span_id: str, limit: int = 20_000
+) -> list[dict[str, Any]]:
+    """One span's lines holding the word `group` or `endgroup` (where the group markers
+    of its output are), in order: number and body."""
+    found: list[dict[str, Any]] = []
+    for block in _span_blocks(conn, trace_id, span_id, GROUP_MARKERS):
+        bodies = decode(block["data"])["b"]
+        found += (
+            {"line": block["first_line"] + i, "body": body}
+            for i, body in enumerate(bodies)
+            if is_marker(body)
+        )
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def search_logs(
+    conn: sqlite3.Connection,
+    text: str,
+    *,
+    pipeline: str | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    """Log records matching every word of `text` across builds, newest first, each with
+    the pipeline and build number it belongs to (None for a trace that is no build)."""
+    query = Query(text)
+    if query.fts is None:
+        return []
+    params: dict[str, Any] = {"match": query.fts}
+    where = ["log_text MATCH :match"]
+    if pipeline:
+        where.append("builds.pipeline = :pipeline")
+        params["pipeline"] = pipeline
+    if before_id is not None:
+        where.append("log_text.rowid < :before_id")
+        params["before_id"] = before_id
+    blocks = conn.execute(
+        f"""
+        SELECT b.id, b.trace_id, b.span_id, b.first_line, b.n, b.data, builds.pipeline,
+               builds.number
+        FROM log_text JOIN log_blocks b ON b.id = log_text.rowid
+        LEFT JOIN builds ON builds.trace_id = b.trace_id
+        WHERE {" AND ".join(where)}
+        ORDER BY log_text.rowid DESC
+        """,
+        params,
+    )
+    found: list[dict[str, Any]] = []
+    for block in islice(blocks, SEARCH_BLOCKS):
+        for record in reversed(_records(block)):
+            if (before_id is None or record["id"] < before_id) and query.matches(record["body"]):
+                record.update(pipeline=block["pipeline"], number=block["number"])
+                found.append(record)
+        if len(found) >= limit:
+            break
+    found = found[:limit]
+    names = _service_names(conn, {r["resource_id"] for r in found})
+    for record in found:
+        record["service_name"] = names.get(record["resource_id"])
+    return found
+
+
+def _service_names(conn: sqlite3.Connection, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    marks = ",".join("?" for _ in ids)
+    rows = conn.execute(f"SELECT id, service_name FROM resources WHERE id IN ({marks})", list(ids))
+    return {r["id"]: r["service_name"] for r in rows}
+
+
+def last_lines(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
+    """The number of the last line of each span of a trace that has lines."""
+    rows = conn.execute(
+        "SELECT span_id, last_line FROM log_counts WHERE trace_id = ? AND last_line > 0",
+        (trace_id,),
+    ).fetchall()
+    return {r["span_id"]: r["last_line"] for r in rows}
+
+
+def log_counts(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
+    """How many log records each span of a trace has."""
+    rows = conn.execute(
+        "SELECT span_id, n FROM log_counts WHERE trace_id = ? AND n > 0",
+        (trace_id,),
+    ).fetchall()
+    return {r["span_id"]: r["n"] for r in rows}
+
+
+# -- deleting
+
+
+def delete_blocks(conn: sqlite3.Connection, blocks: list[dict[str, Any]]) -> int:
+    """Delete blocks (rows with id, trace_id, span_id, n, data) with their index entries
+    and their share of the per-span counts; returns the records deleted."""
+    for block in blocks:
+        text = searchable(decode(block["data"])["b"])  # as indexed
+        conn.execute(
+            "INSERT INTO log_text (log_text, rowid, body) VALUES ('delete', ?, ?)",
+            (block["id"], text),
+        )
+        conn.execute("DELETE FROM log_blocks WHERE id = ?", (block["id"],))
+        conn.execute(
+            "UPDATE log_counts SET n = n - ? WHERE trace_id = ? AND span_id = ?",
+            (block["n"], block["trace_id"], block["span_id"]),
+        )
+    return sum(block["n"] for block in blocks)
+
+
+# -- a view of records, for tests and for looking into a database by hand
+
+_FIELDS = {"time_ns": "t", "severity_number": "v", "severity_text": "x", "body": "b",
+           "attributes": "a", "resource_id": "r"}  # fmt: skip
+
+
+def attach_view(conn: sqlite3.Connection) -> None:
+    """Give `conn` a temporary view `logs` with a row per record, the columns the `logs`
+    table had (id, trace_id, span_id, line, time_ns, severity_number, severity_text,
+    body, attributes, resource_id). Slow: it decodes blocks; not for bass's own queries."""
+    last: list[Any] = [None, None]  # the block decoded last: a row's fields come together
+
+    def field(block_id: int, data: bytes, i: int, name: str) -> Any:
+        if last[0] != block_id:
+            last[:] = [block_id, decode(data)]
+        return last[1][name][i]
+
+    conn.create_function("bass_log_field", 4, field, deterministic=True)
+    columns = ", ".join(f"bass_log_field(b.id, b.data, k.i, '{c}') AS {name}"
+                        for name, c in _FIELDS.items())  # fmt: skip
+    conn.execute(
+        f"""
+        CREATE TEMP VIEW IF NOT EXISTS logs AS
+        WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i < {BLOCK_LINES - 1})
+        SELECT b.id + k.i AS id, b.trace_id, b.span_id, b.first_line + k.i AS line, {columns}
+        FROM log_blocks AS b JOIN k ON k.i < b.n
+        """
+    )
