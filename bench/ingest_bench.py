@@ -792,7 +792,7 @@ def bench_queries(args: argparse.Namespace, tmp: Path, failures: Failures) -> No
         else f"generated now in {info.generation_seconds:.0f} s, cached as {db}"
     )
     words = ", ".join(
-        f"{band} `{w}` ({count(info.word_hits.get(band, 0))} lines)"
+        f"{band} `{w}` ({count(info.word_hits.get(band, 0))} blocks)"
         for band, w in info.search_words.items()
     )
     plan = StorePlan.sized(args.builds, args.records)
@@ -810,7 +810,7 @@ def bench_queries(args: argparse.Namespace, tmp: Path, failures: Failures) -> No
         f"{args.queries} requests of each kind ({n_requests:,} in all, kinds interleaved, "
         "random builds) from one client process over one keep-alive connection; "
         "p50/p95/max per round, median [min–max] over the rounds",
-        f"search words (lines holding them): {words}; a search in a build asks for the "
+        f"search words (blocks of lines holding them): {words}; a search in a build asks for the "
         "common, the middling or (one time in five) the error word",
         "store only: the same store functions the route calls (`builds.*`, `telemetry.*`, "
         "the build page's `_load_build`), in this process, one read snapshot each, on the "

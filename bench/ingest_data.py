@@ -275,7 +275,7 @@ def fresh_ids(body: bytes, trace_ids: list[str], protobuf: bool) -> bytes:
 
 # -- the dashboard store -------------------------------------------------------------------
 
-GENERATOR_VERSION = "3"  # bump when build_store's output changes: a new cache key
+GENERATOR_VERSION = "4"  # bump when build_store's output changes: a new cache key
 
 
 @dataclass
@@ -322,7 +322,7 @@ class StoreInfo:
     builds_per_pipeline: int
     big: list[list]  # [pipeline, number] of the builds with many lines
     search_words: dict[str, str]  # band → word ("common", "mid", "rare", "error")
-    word_hits: dict[str, int]  # band → lines holding the word
+    word_hits: dict[str, int]  # band → blocks of lines holding the word
     generation_seconds: float = 0.0
     records: int = 0
     spans: int = 0
@@ -599,10 +599,10 @@ def build_store(
         bands[band] = min(candidates, key=lambda w: abs(maker.probability(w) * 15 - share))
     bands["error"] = "ZeroDivisionError"
     conn = sqlite3.connect(path)
-    try:  # lines holding each word, counted by the full-text index itself
+    try:  # blocks of lines holding each word, counted by the full-text index itself
         hits = {
             band: conn.execute(
-                "SELECT COUNT(*) FROM logs_fts WHERE logs_fts MATCH ?", (f'body:"{word}"',)
+                "SELECT COUNT(*) FROM log_text WHERE log_text MATCH ?", (f'"{word}"',)
             ).fetchone()[0]
             for band, word in bands.items()
         }

@@ -244,10 +244,14 @@ def bench_ingest(args: argparse.Namespace, tmp: Path, failures: Failures) -> Non
     print_table(
         "(1) Log lines from the builder, 4 concurrent builds, over HTTP",
         [
-            row(f"lines/s stored (searchable, readable), {CLIENTS} clients",
-                med(rates, per_s), per_s(floor), rate / floor,
+            row(
+                f"lines/s stored (searchable, readable), {CLIENTS} clients",
+                med(rates, per_s),
+                per_s(floor),
+                rate / floor,
                 f"≥ {RATE_TARGET / 1000:.0f} k/s and ≥ {FLOOR_SHARE}× floor",
-                rate >= RATE_TARGET and rate / floor >= FLOOR_SHARE),
+                rate >= RATE_TARGET and rate / floor >= FLOOR_SHARE,
+            ),
         ],  # fmt: skip
         [
             f"{requests} requests of {records:,} lines ({len(body) / 1e6:.2f} MB of OTLP/JSON "
@@ -346,14 +350,27 @@ def bench_step(args: argparse.Namespace, tmp: Path, failures: Failures) -> None:
     print_table(
         f"(2) A step printing {lines:,} lines of 40 bytes",
         [
-            row("trigger → build ended, last line answered", med(times, secs), "—", None,
-                f"≤ {STEP_TARGET:.0f} s", statistics.median(times) <= STEP_TARGET),
-            row("database growth per byte of log text (index included)",
-                med(ratios, lambda v: f"{v:.2f}"), "—", None, f"≤ {BYTES_TARGET}",
-                statistics.median(ratios) <= BYTES_TARGET),
+            row(
+                "trigger → build ended, last line answered",
+                med(times, secs),
+                "—",
+                None,
+                f"≤ {STEP_TARGET:.0f} s",
+                statistics.median(times) <= STEP_TARGET,
+            ),
+            row(
+                "database growth per byte of log text (index included)",
+                med(ratios, lambda v: f"{v:.2f}"),
+                "—",
+                None,
+                f"≤ {BYTES_TARGET}",
+                statistics.median(ratios) <= BYTES_TARGET,
+            ),
         ],  # fmt: skip
-        [f"{text_bytes / 1e6:.1f} MB of text a build (without newlines); the database "
-         "file and its WAL, checkpointed, before and after each build"],  # fmt: skip
+        [
+            f"{text_bytes / 1e6:.1f} MB of text a build (without newlines); the database "
+            "file and its WAL, checkpointed, before and after each build"
+        ],  # fmt: skip
     )
 
 
@@ -389,10 +406,20 @@ def bench_sdk(args: argparse.Namespace, tmp: Path, failures: Failures) -> None:
     rate, peer_rate = statistics.median(ours), statistics.median(theirs)
     print_table(
         "(3) Log records as other SDKs send them (OTLP/JSON, 4 clients)",
-        [row("records/s stored", med(ours, per_s), f"{per_s(peer_rate)} (bass {args.peer})",
-             rate / peer_rate, "≥ 1× the peer", rate >= peer_rate)],  # fmt: skip
-        [f"{requests} requests of 512 records a run; peer: {med(theirs, per_s)}",
-         "fidelity: every field of one request's records read back as sent (checked)"],  # fmt: skip
+        [
+            row(
+                "records/s stored",
+                med(ours, per_s),
+                f"{per_s(peer_rate)} (bass {args.peer})",
+                rate / peer_rate,
+                "≥ 1× the peer",
+                rate >= peer_rate,
+            )
+        ],  # fmt: skip
+        [
+            f"{requests} requests of 512 records a run; peer: {med(theirs, per_s)}",
+            "fidelity: every field of one request's records read back as sent (checked)",
+        ],  # fmt: skip
     )
 
 
@@ -459,12 +486,20 @@ def bench_window(args: argparse.Namespace, tmp: Path, failures: Failures) -> Non
     print_table(
         f"(4) Windows of {WINDOW} lines of a {lines:,}-line step, by line number",
         [
-            row(f"{what}: p50 / p95", f"{ms(percentile(t, 50))} / {ms(p95s[what])}", "—", None,
-                f"p95 ≤ {WINDOW_TARGET * 1000:.0f} ms", p95s[what] <= WINDOW_TARGET)
+            row(
+                f"{what}: p50 / p95",
+                f"{ms(percentile(t, 50))} / {ms(p95s[what])}",
+                "—",
+                None,
+                f"p95 ≤ {WINDOW_TARGET * 1000:.0f} ms",
+                p95s[what] <= WINDOW_TARGET,
+            )
             for what, t in (("store call", store_times), ("over HTTP", http_times))
         ],  # fmt: skip
-        [f"{args.windows} windows at random places; over HTTP each answer carries every "
-         "line's HTML (colours) as the viewer reads it"],  # fmt: skip
+        [
+            f"{args.windows} windows at random places; over HTTP each answer carries every "
+            "line's HTML (colours) as the viewer reads it"
+        ],  # fmt: skip
     )
 
 

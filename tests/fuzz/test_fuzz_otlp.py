@@ -69,13 +69,13 @@ class Target:
             "SELECT COUNT(*), TOTAL(end_ns), TOTAL(length(name) + length(attributes)"
             " + length(events) + length(links) + length(bass_status)) FROM spans"
         ).fetchone()
-        logs = self.conn.execute("SELECT COUNT(*), MAX(id) FROM logs").fetchone()
+        logs = self.conn.execute("SELECT TOTAL(n), MAX(id) FROM log_blocks").fetchone()
         return (*spans, *logs)
 
     def send(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         """POST and check the properties; the status."""
         before = self.fingerprint()
-        (last_log,) = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM logs").fetchone()
+        (last_log,) = self.conn.execute("SELECT COALESCE(MAX(id), 0) FROM log_blocks").fetchone()
         response = self.client.post(path, content=body, headers=headers)
         status = response.status_code
         self.requests += 1
@@ -92,7 +92,10 @@ class Target:
         traces.update(t for (t,) in self.conn.execute("SELECT DISTINCT trace_id FROM spans"))
         traces -= self.known - set(s.TRACES)
         traces.update(
-            t for (t,) in self.conn.execute("SELECT trace_id FROM logs WHERE id > ?", (last_log,))
+            t
+            for (t,) in self.conn.execute(
+                "SELECT trace_id FROM log_blocks WHERE id > ?", (last_log,)
+            )
         )
         traces.discard("")  # log records sent without a trace
         for trace in traces:
