@@ -19,13 +19,18 @@ HEAD = re.compile(
     rb'\{"resourceLogs":\[\{"resource":(\{.*?\}),"scopeLogs":\[\{"scope":(\{[^{}]*\}),'
     rb'"logRecords":\['
 )
-RECORD = re.compile(
-    rb'\{"traceId":"([0-9a-f]{32})","spanId":"([0-9a-f]{16})","severityNumber":([0-9]{1,2}),'
+# What comes before the body in a record, without the `{"traceId":"` it starts with.
+RECORD_HEAD = re.compile(
+    rb'([0-9a-f]{32})","spanId":"([0-9a-f]{16})","severityNumber":([0-9]{1,2}),'
     rb'"severityText":"([A-Z]{0,8})"'
     rb'(?:,"attributes":\[\{"key":"log\.iostream","value":\{"stringValue":"(std(?:out|err))"\}\}\])?'
-    rb',"timeUnixNano":"([1-9][0-9]{0,18})","body":\{"stringValue":"((?:[^"\\]++|\\.)*+)"\}\}'
-    rb"(,|\]\}\]\}\]\}$)"
+    rb',"timeUnixNano":"([1-9][0-9]{0,18})'
 )  # fmt: skip
+FIRST = b'{"traceId":"'
+BETWEEN = b'},{"traceId":"'  # between two records: no JSON string can hold it (its quote)
+BODY = b'","body":{"stringValue":"'
+TAIL = b"}]}]}]}"  # the last record's end, and the request's
+ESCAPED = re.compile(rb'["\\\x00-\x1f]')  # a body holding one is read by the JSON parser
 STREAMS = {  # the attributes as otlp_json.to_json writes them
     None: "{}",
     b"stdout": '{"log.iostream": "stdout"}',
@@ -37,9 +42,13 @@ MAX_TIME = 2**63 - 1
 
 def decode(body: bytes, resource_of: Any) -> list[tuple] | None:
     """The rows of a request the builder made, else None. `resource_of(parsed resource
-    object)` gives the resource's canonical JSON (as otlp_json makes it)."""
+    object)` gives the resource's canonical JSON (as otlp_json makes it).
+
+    The records are cut apart where one ends and the next begins (`},{"traceId":"`, which
+    no JSON string can hold); the part of a record before its body is read once for the
+    run of records that share it (the builder gives the lines of one read one time)."""
     head = HEAD.match(body)
-    if head is None:
+    if head is None or not body.endswith(TAIL) or body[head.end() : head.end() + 12] != FIRST:
         return None
     try:
         resource = resource_of(orjson.loads(head.group(1)))
@@ -48,37 +57,45 @@ def decode(body: bytes, resource_of: Any) -> list[tuple] | None:
         return None
     rows: list[tuple] = []
     append = rows.append
-    ids: dict[bytes, str] = {}
-    match = RECORD.match
-    position = head.end()
-    end = len(body)
-    while position < end:
-        found = match(body, position)
-        if found is None:
+    escaped = ESCAPED.search
+    before: bytes = b""
+    fields: tuple[Any, ...] = ()
+    for record in body[head.end() + 12 : -len(TAIL)].split(BETWEEN):
+        at = record.find(BODY)
+        if at < 0 or not record.endswith(b'"}'):
             return None
-        trace, span, number, text, stream, time_ns, line, last = found.groups()
-        when = int(time_ns)
-        if trace == _ZERO_TRACE or span == _ZERO_SPAN or when > MAX_TIME:
-            return None  # a record otlp_json rejects: let it say so
-        if b"\\" in line:
+        if record[:at] != before:
+            before = record[:at]
+            found = _fields(before, resource)
+            if found is None:
+                return None
+            fields = found
+        line = record[at + 25 : -2]
+        if escaped(line) is None:
             try:
-                text_of_line = orjson.loads(b'"' + line + b'"')
-            except orjson.JSONDecodeError:
+                text = line.decode()
+            except UnicodeDecodeError:
                 return None
         else:
             try:
-                text_of_line = line.decode()
-            except UnicodeDecodeError:
+                text = orjson.loads(b'"' + line + b'"')
+            except orjson.JSONDecodeError:
                 return None
-        trace_id = ids.get(trace)
-        if trace_id is None:
-            trace_id = ids[trace] = trace.decode()
-        span_id = ids.get(span)
-        if span_id is None:
-            span_id = ids[span] = span.decode()
-        append((trace_id, span_id, when, int(number), text.decode(), text_of_line,
-                STREAMS[stream], resource))  # fmt: skip
-        position = found.end()
-        if last != b",":
-            return rows if position == end else None
-    return None
+            if type(text) is not str:
+                return None
+        append((*fields[:5], text, *fields[5:]))
+    return rows
+
+
+def _fields(before: bytes, resource: str) -> tuple[Any, ...] | None:
+    """(trace id, span id, time, severity number, severity text, attributes JSON,
+    resource) of a record's part before its body, or None (otlp_json is to judge)."""
+    found = RECORD_HEAD.fullmatch(before)
+    if found is None:
+        return None
+    trace, span, number, text, stream, time_ns = found.groups()
+    when = int(time_ns)
+    if trace == _ZERO_TRACE or span == _ZERO_SPAN or when > MAX_TIME:
+        return None  # a record otlp_json rejects: let it say so
+    return (trace.decode(), span.decode(), when, int(number), text.decode(), STREAMS[stream],
+            resource)  # fmt: skip

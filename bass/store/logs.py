@@ -23,12 +23,14 @@ are all alike is one value. A later format must start with another byte than zli
 from __future__ import annotations
 
 import json
+import operator
 import re
 import sqlite3
 import zlib
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator
-from itertools import islice
+from collections.abc import Iterator, Sequence
+from itertools import accumulate, groupby, islice
 from typing import Any
 
 import orjson
@@ -51,9 +53,6 @@ _COUNT_LOGS = """
 INSERT INTO log_counts (trace_id, span_id, n, last_line) VALUES (?, ?, ?, ?)
 ON CONFLICT (trace_id, span_id) DO UPDATE SET n = n + excluded.n, last_line = excluded.last_line
 """
-# A record within a block: (time_ns, severity_number, severity_text, body, attributes
-# JSON, resource id).
-Entry = tuple[int, int, str, str, str, int]
 
 
 def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
@@ -65,31 +64,24 @@ def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
         return
     resources = resource_ids(conn, {record[7] for record in records})
     next_id = _next_id(conn)
-    last: dict[tuple[str, str], int] = {}  # each span's last line number
-    run: list[Entry] = []
-    key = records[0][:2]
-    for trace_id, span_id, time_ns, number, text, body, attributes, resource in records:
-        if (trace_id, span_id) != key:
-            next_id = _write_run(conn, next_id, key, run, last)
-            key, run = (trace_id, span_id), []
-        run.append((time_ns, number, text, body, attributes, resources[resource]))
-    _write_run(conn, next_id, key, run, last)
-    counts = Counter(record[:2] for record in records)
-    conn.executemany(_COUNT_LOGS, ((*k, n, last[k]) for k, n in counts.items()))
+    last: dict[tuple[str, str], int] = {}  # each span's last line number so far
+    counts: Counter[tuple[str, str]] = Counter()
+    for key, group in groupby(records, key=_SPAN):
+        columns = list(zip(*group, strict=True))[2:]
+        column = columns[5]
+        if column.count(column[0]) == len(column):
+            columns[5] = (resources[column[0]],) * len(column)
+        else:
+            columns[5] = tuple(resources[r] for r in column)
+        if key not in last:
+            last[key] = last_line(conn, *key)
+        next_id = write_blocks(conn, next_id, key[0], key[1], last[key] + 1, columns)
+        last[key] += len(column)
+        counts[key] += len(column)
+    conn.executemany(_COUNT_LOGS, ((*key, n, last[key]) for key, n in counts.items()))
 
 
-def _write_run(
-    conn: sqlite3.Connection,
-    next_id: int,
-    key: tuple[str, str],
-    run: list[Entry],
-    last: dict[tuple[str, str], int],
-) -> int:
-    if key not in last:
-        last[key] = last_line(conn, *key)
-    next_id = write_blocks(conn, next_id, key[0], key[1], last[key] + 1, run)
-    last[key] += len(run)
-    return next_id
+_SPAN = operator.itemgetter(0, 1)
 
 
 def _next_id(conn: sqlite3.Connection) -> int:
@@ -103,38 +95,39 @@ def write_blocks(
     trace_id: str,
     span_id: str,
     first_line: int,
-    entries: list[Entry],
+    columns: Sequence[Sequence[Any]],
 ) -> int:
     """Store consecutive records of one span, from line `first_line`, as blocks with ids
-    from `next_id`; returns the id after the last one given."""
-    start = 0
-    while start < len(entries):
-        end, size = start, 0
-        while end < len(entries) and end - start < BLOCK_LINES and size < BLOCK_BYTES:
-            size += len(entries[end][3])
-            end += 1
-        part = entries[start:end]
-        bodies = [entry[3] for entry in part]
+    from `next_id`; returns the id after the last one given. `columns`: the records'
+    times, severity numbers, severity texts, bodies, attributes JSON and resource ids."""
+    bodies = columns[3]
+    ends = list(accumulate(map(len, bodies)))  # text up to and with each record
+    start, before = 0, 0
+    while start < len(bodies):
+        end = bisect_right(ends, before + BLOCK_BYTES, lo=start)
+        end = min(max(end, start + 1), start + BLOCK_LINES)
+        part = [column[start:end] for column in columns]
         conn.execute(
             _INSERT_BLOCK,
-            (next_id, trace_id, span_id, first_line + start, len(part),
-             max(entry[1] for entry in part), encode(part)),
+            (next_id, trace_id, span_id, first_line + start, end - start, max(part[1]),
+             encode(part)),
         )  # fmt: skip
-        conn.execute(_INDEX_BLOCK, (next_id, searchable(bodies)))
-        next_id += len(part)
-        start = end
+        conn.execute(_INDEX_BLOCK, (next_id, searchable(part[3])))
+        next_id += end - start
+        start, before = end, ends[end - 1]
     return next_id
 
 
-def encode(entries: list[Entry]) -> bytes:
-    times, numbers, texts, bodies, attributes, resources = zip(*entries, strict=True)
+def encode(columns: Sequence[Sequence[Any]]) -> bytes:
+    """A block's data: its records' columns (as write_blocks takes them), compressed."""
+    times, numbers, texts, bodies, attributes, resources = columns
     base = times[0]
-    columns: dict[str, Any] = {"t": base, "b": bodies}
+    out: dict[str, Any] = {"t": base, "b": bodies}
     if times.count(base) != len(times):
-        columns["d"] = [t - base for t in times]
+        out["d"] = [t - base for t in times]
     for key, values in (("v", numbers), ("x", texts), ("a", attributes), ("r", resources)):
-        columns[key] = values[0] if values.count(values[0]) == len(values) else values
-    return zlib.compress(orjson.dumps(columns), 1)
+        out[key] = values[0] if values.count(values[0]) == len(values) else values
+    return zlib.compress(orjson.dumps(out), 1)
 
 
 def decode(data: bytes) -> dict[str, list[Any]]:
@@ -151,7 +144,7 @@ def decode(data: bytes) -> dict[str, list[Any]]:
     return columns
 
 
-def searchable(bodies: list[str]) -> str:
+def searchable(bodies: Sequence[str]) -> str:
     """A block's text as the index holds it: its lines as a reader sees them."""
     text = "\n".join(bodies)
     if _SPECIAL.search(text) is None:

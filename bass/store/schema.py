@@ -36,7 +36,8 @@ def logs_into_blocks(conn: sqlite3.Connection) -> None:
 
     def write(run: list) -> int:
         trace_id, span_id, first_line = run[0][:3]
-        return logs.write_blocks(conn, next_id, trace_id, span_id, first_line, [r[3:] for r in run])
+        columns = list(zip(*run, strict=True))[3:]
+        return logs.write_blocks(conn, next_id, trace_id, span_id, first_line, columns)
 
     for row in cursor:
         if run and (row[:2] != run[0][:2] or row[2] != run[-1][2] + 1 or len(run) >= 100_000):
