@@ -300,7 +300,7 @@ class StorePlan:
         text = json.dumps(
             [
                 GENERATOR_VERSION,
-                [name for name, _ in schema.MIGRATIONS],
+                [name for name, *_ in schema.MIGRATIONS],
                 self.builds,
                 self.records,
                 self.pipelines,

@@ -1,7 +1,5 @@
-"""Log records, kept as blocks: a run of consecutive records of one span that arrived
-together (up to BLOCK_BYTES of text, BLOCK_LINES records), compressed in one row. (A
-request whose records of several spans interleave one by one makes blocks of one
-record: ids keep the order records came in. The builder sends long runs of one step.)
+"""Log records, kept as blocks: the consecutive records of one span that arrived in one
+request (up to BLOCK_BYTES of text, BLOCK_LINES records), compressed in one row.
 
 A row per record cost ~45 µs and 8 bytes on disk per byte of text (the row, two
 indexes over text ids, a full-text entry per line); a block costs one row, two small
@@ -11,6 +9,9 @@ Each record keeps everything OTLP gave it: time, severity number and text, body,
 attributes (canonical JSON), resource. Records have ids, as rows had: a block's id is
 the id of its first record, the others follow (id + 1, …), and a newer block's ids are
 larger; each record also has its line number in its span (1, 2, … in arrival order).
+Id order is arrival order, request by request; within one request, a span's records
+come together (in the order the request gives them), spans in the order they first
+appear in it.
 The full-text index (`log_text`, FTS5 without positions) holds each block's text as a
 reader sees it (bass.ansi.plain); a search finds blocks there, and bass.store.logmatch
 picks out the lines.
@@ -28,7 +29,6 @@ import re
 import sqlite3
 import zlib
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import accumulate, groupby, islice
 from typing import Any
@@ -58,27 +58,32 @@ ON CONFLICT (trace_id, span_id) DO UPDATE SET n = n + excluded.n, last_line = ex
 def insert_logs(conn: sqlite3.Connection, records: list[tuple]) -> None:
     """Append log records (tuples in bass.store.telemetry.LOG_COLUMNS order: trace id,
     span id, time, severity number and text, body, attributes JSON, resource JSON): each
-    run of consecutive records of one span becomes one or more blocks, so that ids keep
-    the order the records came in (the builder sends long runs of one step's lines)."""
+    span's records of the request become one or more blocks, spans in the order they
+    first appear (a request's records arrived together; within a span, their order is
+    kept)."""
     if not records:
         return
     resources = resource_ids(conn, {record[7] for record in records})
+    spans: dict[tuple[str, str], list[tuple]] = {}
+    for key, group in groupby(records, key=_SPAN):  # runs: the builder sends long ones
+        run = spans.get(key)
+        if run is None:
+            spans[key] = list(group)
+        else:
+            run += group
     next_id = _next_id(conn)
-    last: dict[tuple[str, str], int] = {}  # each span's last line number so far
-    counts: Counter[tuple[str, str]] = Counter()
-    for key, group in groupby(records, key=_SPAN):
-        columns = list(zip(*group, strict=True))[2:]
+    counts = []
+    for (trace_id, span_id), rows in spans.items():
+        columns = list(zip(*rows, strict=True))[2:]
         column = columns[5]
         if column.count(column[0]) == len(column):
             columns[5] = (resources[column[0]],) * len(column)
         else:
             columns[5] = tuple(resources[r] for r in column)
-        if key not in last:
-            last[key] = last_line(conn, *key)
-        next_id = write_blocks(conn, next_id, key[0], key[1], last[key] + 1, columns)
-        last[key] += len(column)
-        counts[key] += len(column)
-    conn.executemany(_COUNT_LOGS, ((*key, n, last[key]) for key, n in counts.items()))
+        first = last_line(conn, trace_id, span_id) + 1
+        next_id = write_blocks(conn, next_id, trace_id, span_id, first, columns)
+        counts.append((trace_id, span_id, len(rows), first + len(rows) - 1))
+    conn.executemany(_COUNT_LOGS, counts)
 
 
 _SPAN = operator.itemgetter(0, 1)

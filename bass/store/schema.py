@@ -19,42 +19,44 @@ log = logging.getLogger("bass.store")
 
 
 def logs_into_blocks(conn: sqlite3.Connection) -> None:
-    """Migration 0011: every row of `logs` into blocks (each run of consecutive rows of
-    one span, in id order: ids keep their order), then `logs` and its search index
-    dropped. Progress goes to bass's log every few seconds."""
+    """Migration 0011: every row of `logs` into blocks, then `logs` and its search index
+    dropped. Rows are taken in id order, REQUEST rows at a time as if they had come in
+    one request (bass.store.logs.insert_logs), each span's rows of them a block, unless
+    its line numbers have a gap. Progress goes to bass's log every few seconds."""
     plain = conn.cursor()  # rows as tuples, whatever the connection's row factory
     plain.row_factory = None
     total = plain.execute("SELECT COUNT(*) FROM logs").fetchone()[0]
     if total:
         log.info("migrating %s log records into blocks (once; this can take a while)", f"{total:,}")
     next_id, done, shown = 1, 0, time.monotonic()
-    run: list = []
     cursor = plain.execute(
         "SELECT trace_id, span_id, line, time_ns, severity_number, severity_text, body, "
         "attributes, resource_id FROM logs ORDER BY id"
     )
-
-    def write(run: list) -> int:
-        trace_id, span_id, first_line = run[0][:3]
-        columns = list(zip(*run, strict=True))[3:]
-        return logs.write_blocks(conn, next_id, trace_id, span_id, first_line, columns)
-
-    for row in cursor:
-        if run and (row[:2] != run[0][:2] or row[2] != run[-1][2] + 1 or len(run) >= 100_000):
-            next_id = write(run)
-            run = []
-        run.append(row)
-        done += 1
-        if done % 100_000 == 0 and time.monotonic() - shown > 2:
+    while rows := cursor.fetchmany(REQUEST):
+        spans: dict[tuple[str, str], list[list]] = {}  # each span's runs of lines
+        for row in rows:
+            runs = spans.setdefault(row[:2], [])
+            if runs and runs[-1][-1][2] + 1 == row[2]:
+                runs[-1].append(row)
+            else:
+                runs.append([row])
+        for (trace_id, span_id), runs in spans.items():
+            for run in runs:
+                columns = list(zip(*run, strict=True))[3:]
+                next_id = logs.write_blocks(conn, next_id, trace_id, span_id, run[0][2], columns)
+        done += len(rows)
+        if time.monotonic() - shown > 2:
             log.info("migrated %s of %s log records (%d%%)", f"{done:,}", f"{total:,}",
                      done * 100 // total)  # fmt: skip
             shown = time.monotonic()
-    if run:
-        write(run)
     conn.execute("DROP TABLE logs_fts")
     conn.execute("DROP TABLE logs")
     if total:
         log.info("migrated %s log records into blocks", f"{total:,}")
+
+
+REQUEST = 4096  # rows of `logs` that 0011 makes blocks of together
 
 
 MIGRATIONS: list[tuple] = [

@@ -245,10 +245,10 @@ def test_search_is_confined_to_the_build(app: App) -> None:
 def test_search_with_span_severity_and_paging(app: App) -> None:
     job = start_build(app)
     trace = trace_of(job)
+    post_logs(app, record(trace, STEP_A, "warning one", severity=13))
+    post_logs(app, record(trace, STEP_B, "warning two", severity=13))
     post_logs(
         app,
-        record(trace, STEP_A, "warning one", severity=13),
-        record(trace, STEP_B, "warning two", severity=13),
         record(trace, STEP_A, "warning three", severity=5),
         record(trace, STEP_A, "warning four", severity=17),
         record(trace, STEP_A, "warning five", severity=17),
@@ -264,6 +264,24 @@ def test_search_with_span_severity_and_paging(app: App) -> None:
         "warning three",
         "warning four",
     ]
+
+
+def test_a_requests_records_come_together_by_span(app: App) -> None:
+    """Records arrive request by request; of one request, each span's records come
+    together in the order sent, spans in the order they first appear."""
+    job = start_build(app)
+    trace = trace_of(job)
+    post_logs(app, record(trace, STEP_B, "first request"))
+    post_logs(
+        app,
+        record(trace, STEP_A, "a1"),
+        record(trace, STEP_B, "b1"),
+        record(trace, STEP_A, "a2"),
+        record(trace, STEP_B, "b2"),
+    )
+    assert bodies(get_logs(app, logs_url(job))) == ["first request", "a1", "a2", "b1", "b2"]
+    assert bodies(get_logs(app, logs_url(job), span=STEP_B)) == ["first request", "b1", "b2"]
+    assert [r["line"] for r in get_logs(app, logs_url(job), span=STEP_B)] == [1, 2, 3]
 
 
 # -- bad parameters ---------------------------------------------------------------------
