@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 
 from bass import config as config_files
-from bass import states, users_cli
+from bass import states
 from bass.config import Settings
 
 log = logging.getLogger("bass")
@@ -283,8 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     _worker_parser(sub)
     _run_parser(sub)
     _demo_parser(sub)
-    users_cli.add_parser(sub)
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not arguments or arguments[0] not in ("serve", "worker", "run", "demo"):
+        # `bass user` (or help, or a mistake): its module imports bass.auth, whose import
+        # makes an scrypt hash (~50 ms, 16 MiB) that a worker or `bass run` never needs
+        from bass import users_cli
+
+        users_cli.add_parser(sub)
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=getattr(args, "log_level", "info").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -296,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return run(args)
     if args.command == "user":
+        from bass import users_cli
+
         return users_cli.main(args)
     from bass.demo import demo
 

@@ -137,7 +137,6 @@ from __future__ import annotations
 
 # This file stays runnable on Python 3.9, unlike the rest of the project (3.11).
 # ruff: noqa: B905, UP035
-import argparse
 import codecs
 import json
 import os
@@ -166,6 +165,8 @@ def _plain(text: str) -> bool:
 # imported at run time, they would slow down every build's start.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    from types import SimpleNamespace
     from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TextIO
 
 __version__ = "0.1.0"
@@ -459,6 +460,8 @@ class Options:
 
 
 def _argument_parser(prog: str | None, with_pipeline_file: bool) -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Run a bass pipeline and report it as OpenTelemetry spans and logs.",
@@ -482,13 +485,103 @@ def _argument_parser(prog: str | None, with_pipeline_file: bool) -> argparse.Arg
     return parser
 
 
+# The options `_argument_parser` defines: flag -> (destination, takes a value)
+_OPTIONS = {
+    flag: (dest, dest != "generate_root_span")
+    for dest, flags in (
+        ("service_name", ("-s", "--service-name")),
+        ("trace_id", ("-i", "--trace-id")),
+        ("root_span_id", ("-d", "--root-span-id")),
+        ("traces_endpoint", ("-t", "--traces-endpoint")),
+        ("logs_endpoint", ("-l", "--logs-endpoint")),
+        ("changeset", ("-c", "--changeset")),
+        ("root", ("-r", "--root")),
+        ("generate_root_span", ("-g", "--generate-root-span")),
+        ("max_parallel", ("-j", "--max-parallel")),
+    )
+    for flag in flags
+}
+
+
+def _parse_plainly(argv: Sequence[str], with_pipeline_file: bool) -> SimpleNamespace | None:
+    """The standard arguments as a worker passes them (`--name value`, `--name=value`,
+    `-x value`, `-g`), parsed without argparse, whose import (and the terminal-size
+    lookup its help formatter makes) costs every build's start more than the rest of
+    it. None for anything else (help, an unknown or malformed argument, a value that
+    starts with "-", a bad id): argparse parses those, with its messages."""
+    from types import SimpleNamespace
+
+    values: dict[str, Any] = {dest: None for dest, _ in _OPTIONS.values()}
+    values["generate_root_span"] = False
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("-") and arg:
+            positional.append(arg)
+            continue
+        flag, equals, value = arg.partition("=")
+        if not flag.startswith("--"):
+            equals, value = "", ""  # -x=value means "=value" to argparse: leave it to it
+            flag = arg
+        known = _OPTIONS.get(flag)
+        if known is None:
+            return None
+        dest, takes_value = known
+        if not takes_value:
+            if equals:
+                return None
+            values[dest] = True
+            continue
+        if not equals:
+            if i >= len(argv):
+                return None
+            value = argv[i]
+            i += 1
+        if value.startswith("-"):
+            return None
+        values[dest] = value
+    if len(positional) != (1 if with_pipeline_file else 0):
+        return None
+    if values["max_parallel"] is not None:
+        if not values["max_parallel"].isdecimal() or int(values["max_parallel"]) < 1:
+            return None
+        values["max_parallel"] = int(values["max_parallel"])
+    for dest, digits in (("trace_id", 32), ("root_span_id", 16)):
+        if values[dest] is not None and not _valid_id(values[dest].lower(), digits):
+            return None
+    if with_pipeline_file:
+        values["pipeline"] = positional[0]
+    return SimpleNamespace(**values)
+
+
 def parse_arguments(
     argv: Sequence[str] | None = None, *, with_pipeline_file: bool = False
-) -> tuple[Options, argparse.Namespace]:
+) -> tuple[Options, SimpleNamespace | argparse.Namespace]:
     """Parse the standard arguments (sys.argv[1:] by default) into Options.
 
     Unknown arguments are warned about on stderr and ignored. Bad ids or values exit 2.
     """
+    plain = _parse_plainly(sys.argv[1:] if argv is None else argv, with_pipeline_file)
+    args = plain if plain is not None else _parse_with_argparse(argv, with_pipeline_file)
+    options = Options(
+        service_name=args.service_name or None,
+        trace_id=args.trace_id.lower() if args.trace_id else None,
+        root_span_id=args.root_span_id.lower() if args.root_span_id else None,
+        traces_endpoint=args.traces_endpoint or None,
+        logs_endpoint=args.logs_endpoint or None,
+        changeset=_read_changeset(args.changeset) if args.changeset else None,
+        root=args.root or None,
+        generate_root_span=args.generate_root_span,
+        max_parallel=args.max_parallel,
+    )
+    return options, args
+
+
+def _parse_with_argparse(
+    argv: Sequence[str] | None, with_pipeline_file: bool
+) -> argparse.Namespace:
     prog = None if argv is not None else os.path.basename(sys.argv[0] or "build")
     parser = _argument_parser(prog, with_pipeline_file)
     args, unknown = parser.parse_known_args(None if argv is None else list(argv))
@@ -502,18 +595,7 @@ def parse_arguments(
             parser.error(f"{flag} must be {digits} hex digits, not all zero: {value!r}")
     if args.max_parallel is not None and args.max_parallel < 1:
         parser.error("--max-parallel must be at least 1")
-    options = Options(
-        service_name=args.service_name or None,
-        trace_id=args.trace_id.lower() if args.trace_id else None,
-        root_span_id=args.root_span_id.lower() if args.root_span_id else None,
-        traces_endpoint=args.traces_endpoint or None,
-        logs_endpoint=args.logs_endpoint or None,
-        changeset=_read_changeset(args.changeset) if args.changeset else None,
-        root=args.root or None,
-        generate_root_span=args.generate_root_span,
-        max_parallel=args.max_parallel,
-    )
-    return options, args
+    return args
 
 
 def _read_changeset(path: str) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,28 @@ Say = Callable[[str], None]
 
 # a full commit (or annotated tag) sha: SHA-1 or SHA-256
 SHA = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+
+
+def git_environment(
+    environ: Mapping[str, str] = os.environ, *, auto_maintenance: bool = False
+) -> dict[str, str]:
+    """The environment of a git command of the worker: no prompt, messages in English,
+    and, unless `auto_maintenance`, no automatic maintenance after a fetch (a `gc
+    --auto` on the way to the build's first command; the worker runs it after the
+    build, `maintain`). A `-c` would show in every logged command: the setting goes
+    beside those the environment may already give (GIT_CONFIG_COUNT, git 2.31+; an
+    older git ignores it and gc-s in the fetch, as before)."""
+    env = {**environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    if auto_maintenance:
+        return env
+    try:
+        count = max(0, int(environ.get("GIT_CONFIG_COUNT") or 0))
+    except ValueError:
+        count = 0
+    env[f"GIT_CONFIG_KEY_{count}"] = "maintenance.auto"
+    env[f"GIT_CONFIG_VALUE_{count}"] = "false"
+    env["GIT_CONFIG_COUNT"] = str(count + 1)
+    return env
 
 
 class CheckoutError(Exception):
@@ -36,12 +58,18 @@ def workspace_dir(root: str | Path, pipeline: str, repository: str) -> Path:
 
 
 def git(
-    args: list[str], cwd: Path, say: Say, *, timeout: float = 600, show_output: bool = True
+    args: list[str],
+    cwd: Path,
+    say: Say,
+    *,
+    timeout: float = 600,
+    show_output: bool = True,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Run git, logging the command and its output (its stdout only if `show_output`);
     raise CheckoutError on failure."""
     say(redact_urls("$ git " + " ".join(args)))
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    env = env if env is not None else git_environment()
     try:
         result = subprocess.run(
             ["git", *args],
@@ -141,14 +169,32 @@ class Workspace:
         self.say = say
         self.fetched_all = False
 
+    @property
+    def _fetched_from(self) -> Path:
+        """Where the URL origin was last fetched from is kept (the clone's own file)."""
+        return self.workdir / ".git" / "bass-fetched-from"
+
     def open(self) -> None:
-        """Create the clone, or point the existing one at the repository."""
+        """Create the clone, or point the existing one at the repository (unless the
+        last fetch was from that very URL)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.workdir / ".git").exists():
             self.git(["init", "--quiet"])
             self.git(["remote", "add", "origin", self.repository])
-        else:
-            self.git(["remote", "set-url", "origin", self.repository])
+            return
+        try:
+            if self._fetched_from.read_bytes() == os.fsencode(self.repository):
+                return
+        except OSError:
+            pass
+        self._fetched_from.unlink(missing_ok=True)
+        self.git(["remote", "set-url", "origin", self.repository])
+
+    def _fetched(self) -> None:
+        """A fetch from origin worked: its URL is the repository's."""
+        partial = self._fetched_from.with_suffix(".tmp")
+        partial.write_bytes(os.fsencode(self.repository))
+        partial.replace(self._fetched_from)
 
     def git(self, args: list[str], **options: Any) -> str:
         return git(args, self.workdir, self.say, **options)
@@ -159,6 +205,7 @@ class Workspace:
              "+refs/heads/*:refs/remotes/origin/*"]
         )  # fmt: skip
         self.fetched_all = True
+        self._fetched()
 
     def commit_of(self, rev: str) -> str | None:
         """The commit `rev` names here (a tag peeled), or None."""
@@ -179,6 +226,7 @@ class Workspace:
             return found
         try:
             self.git(["fetch", "origin", sha])
+            self._fetched()
         except CheckoutError as e:
             if self.fetched_all:
                 return None
@@ -204,6 +252,20 @@ class Workspace:
         """Check `commit` out detached and remove every untracked file."""
         self.git(["checkout", "--quiet", "--force", "--detach", commit])
         self.git(["clean", "-ffdxq"])
+
+
+def maintain(workdir: Path, timeout: float = 600) -> str | None:
+    """What a fetch would otherwise do on the way to a build: `git maintenance run
+    --auto` (a gc when the clone has gathered enough loose objects or packs). Run after
+    the build; None, or why it failed."""
+    if not (workdir / ".git").is_dir():
+        return None
+    try:
+        git(["maintenance", "run", "--auto", "--quiet"], workdir, lambda _line: None,
+            timeout=timeout, env=git_environment(auto_maintenance=True))  # fmt: skip
+    except CheckoutError as e:
+        return str(e)
+    return None
 
 
 def check_out(wanted: Wanted, workspace: Workspace) -> str:

@@ -14,7 +14,7 @@ What does reach them all is the environment, which every child inherits:
   workspace root (holding its lock) sweeps every run recorded there: what a dead
   predecessor left dies before the next checkout reuses the workspace.
 - The entry gets SIGKILL from the kernel when the worker dies (PR_SET_PDEATHSIG, see
-  `exec_entry`), and the watchdog, a process in its own session that holds the read
+  `launch.py`), and the watchdog, a process in its own session that holds the read
   end of a pipe only the worker writes to (`runs.Watchdog`), reads EOF then and sweeps
   the run at once. So a build dies with its worker, not when (if ever) the next
   worker starts. A SIGKILL, not the SIGTERM of a cancel: the steps stay as they were
@@ -23,7 +23,7 @@ What does reach them all is the environment, which every child inherits:
   Teardowns do not run, as they cannot when the worker is killed with its build.
 
 Only the standard library: this file also runs as a script (`python -I -S cleanup.py
-watch|exec …`), with nothing of bass, however bass is installed.
+watch ROOT`), with nothing of bass, however bass is installed.
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, NamedTuple, NoReturn
+from typing import IO, NamedTuple
 
 MARKER = "BASS_RUN_ID"
 SWEEP_SECONDS = 10.0  # how long a sweep keeps killing what keeps appearing
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-# Linux /proc, and this file on disk to run as the watchdog and the entry's wrapper
+# Linux /proc, and this file (and launch.py) on disk to run as the watchdog (the launcher)
 SUPPORTED = (
     sys.platform == "linux"
     and os.path.isdir("/proc/self")
     and bool(sys.executable)
     and os.path.isfile(__file__)
+    and os.path.isfile(os.path.join(os.path.dirname(__file__), "launch.py"))
 )
 
 
@@ -216,7 +216,7 @@ def leftover_runs(root: Path) -> list[dict[str, object]]:
     return found
 
 
-# -- the watchdog and the entry wrapper, run as scripts --------------------------------
+# -- the watchdog, run as a script --------------------------------
 
 
 def _say(text: str) -> None:
@@ -249,39 +249,7 @@ def watch(root: Path, lines: IO[bytes]) -> int:
     return 0
 
 
-def exec_entry(parent: int, status_fd: int, argv: list[str]) -> NoReturn:
-    """Become the build entry with PR_SET_PDEATHSIG: SIGKILL when the worker thread
-    that started it dies. (The thread, not the process: the local worker's thread in
-    `bass serve` starts the entry and waits for it, so it outlives it.)
-
-    A wrapper rather than a preexec_fn: Python code between fork and exec is unsafe in
-    a threaded program such as `bass serve`. Why the exec failed goes to the worker on
-    `status_fd`, closed on exec, so the worker still tells "cannot be run"."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl: the watchdog and sweeps remain
-        pass
-    if os.getppid() != parent:  # the worker died before the death signal was set
-        os._exit(1)
-    os.set_inheritable(status_fd, False)
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as e:
-        os.write(status_fd, json.dumps([e.errno, e.strerror, argv[0]]).encode())
-        os._exit(127)
-
-
-def wrap(argv: list[str], status_fd: int) -> list[str]:
-    """argv run through `exec_entry`."""
-    return [sys.executable, "-I", "-S", __file__, "exec", str(os.getpid()), str(status_fd), *argv]
-
-
 if __name__ == "__main__":
     if sys.argv[1] == "watch":
         sys.exit(watch(Path(sys.argv[2]), sys.stdin.buffer))
-    if sys.argv[1] == "exec":
-        exec_entry(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:])
     sys.exit(2)

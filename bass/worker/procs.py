@@ -4,16 +4,16 @@ is cut), its whole process tree stoppable, and dying with the worker (`cleanup`)
 from __future__ import annotations
 
 import codecs
-import json
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bass.worker import cleanup
+from bass.worker import cleanup, launch
 from bass_builder import signal_process_group
 
 MAX_LINE = 64 * 1024
@@ -59,32 +59,89 @@ def kill_tree(proc: subprocess.Popen, grace: float) -> None:
     proc.wait()
 
 
-def start(argv: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
-    """Start argv in a new session, through `cleanup.exec_entry` where it can (Linux):
-    the entry gets SIGKILL if the worker dies. An entry that cannot be executed raises
-    OSError (FileNotFoundError, PermissionError, …) here, as Popen would."""
-    options: dict = dict(
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+class Launcher:
+    """The process that becomes a build's entry (`launch.py`), started ahead of it: its
+    interpreter starts while the checkout runs. `start` hands it the entry; `discard`
+    lets it go when the entry is not run after all."""
+
+    def __init__(self) -> None:
+        status_r, status_w = os.pipe()
+        command_r, command_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", launch.__file__,
+                 str(os.getpid()), str(status_w), str(command_r)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=(status_w, command_r),
+            )  # fmt: skip
+        except BaseException:
+            for fd in (status_r, command_w):
+                os.close(fd)
+            raise
+        finally:
+            os.close(status_w)
+            os.close(command_r)
+        self._status = status_r
+        self._command: int | None = command_w
+
+    def start(self, argv: list[str], *, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+        """Exec argv in `cwd` with `env` (its PATH finds argv[0]); raise OSError as
+        Popen would when it cannot be run, ValueError for a NUL in any of them."""
+        if not argv:
+            raise ValueError("no build entry to run")
+        fields = [os.fsencode(cwd), str(len(argv)).encode(), *map(os.fsencode, argv)]
+        fields += [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
+        if any(b"\0" in field for field in fields) or any("=" in k for k in env):
+            self.discard()
+            raise ValueError("embedded null byte, or '=' in a variable's name")
+        assert self._command is not None
+        command, self._command = self._command, None
+        try:
+            with open(command, "wb") as pipe:
+                pipe.write(b"\0".join(fields))
+        except BrokenPipeError:  # it died before it read the entry (killed): another one
+            os.close(self._status)
+            self.proc.communicate()
+            return Launcher().start(argv, cwd=cwd, env=env)
+        with open(self._status, "rb") as status:
+            failure = status.read()  # EOF at the exec: the entry runs
+        if failure:
+            self.proc.communicate()
+            errno, strerror, filename = failure.split(b"\0", 2)
+            raise OSError(int(errno), strerror.decode(errors="replace"), os.fsdecode(filename))
+        return self.proc
+
+    def discard(self) -> None:
+        """The entry is not run: the launcher reads EOF and exits (a no-op once started)."""
+        if self._command is None:
+            return
+        os.close(self._command)
+        self._command = None
+        os.close(self._status)
+        self.proc.communicate()
+
+
+def start(
+    argv: list[str], *, cwd: Path, env: dict[str, str], launcher: Launcher | None = None
+) -> subprocess.Popen:
+    """Start argv in a new session, through a `Launcher` where it can (Linux; `launcher`
+    if one was started ahead): the entry gets SIGKILL if the worker dies. An entry that
+    cannot be executed raises OSError (FileNotFoundError, PermissionError, …) here, as
+    Popen would."""
     if not cleanup.SUPPORTED:
-        return subprocess.Popen(argv, **options)
-    status_r, status_w = os.pipe()
-    try:
-        proc = subprocess.Popen(cleanup.wrap(argv, status_w), pass_fds=(status_w,), **options)
-    finally:
-        os.close(status_w)
-    with open(status_r, "rb") as status:
-        failure = status.read()  # EOF at the exec: the entry runs
-    if failure:
-        proc.communicate()
-        errno, strerror, filename = json.loads(failure)
-        raise OSError(errno, strerror, filename)  # FileNotFoundError for ENOENT, …
-    return proc
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    return (launcher or Launcher()).start(argv, cwd=cwd, env=env)
 
 
 def run_streaming(
@@ -98,13 +155,15 @@ def run_streaming(
     mask: Callable[[str], str] | None = None,
     longest_secret: int = 0,
     on_start: Callable[[int], None] | None = None,
+    launcher: Launcher | None = None,
 ) -> tuple[int, str | None]:
     """Run argv in a new session, calling on_line(stream, text) for every line of its
     stdout and stderr as it comes, masked with `mask` (whose longest secret is
-    `longest_secret` long). `on_start(pid)` is told the entry's pid. `stop_reason()` is
+    `longest_secret` long), through `launcher` if one was started ahead. `on_start(pid)`
+    is told the entry's pid. `stop_reason()` is
     polled; when it returns a reason the process tree is stopped. Returns (exit code,
     stop reason or None)."""
-    proc = start(argv, cwd=cwd, env=env)
+    proc = start(argv, cwd=cwd, env=env, launcher=launcher)
     if on_start is not None:
         on_start(proc.pid)
     selector = selectors.DefaultSelector()

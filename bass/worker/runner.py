@@ -26,7 +26,7 @@ import bass
 import bass_builder
 from bass import states
 from bass.refs import redact_urls, url_credentials
-from bass.worker import api, changes, checkout, cleanup, runs
+from bass.worker import api, changes, checkout, cleanup, procs, runs
 from bass.worker.procs import run_streaming
 from bass_builder import Backoff
 
@@ -201,12 +201,17 @@ class Worker:
         heartbeat = api.Heartbeat(self._job_post(job), job)
         heartbeat.start()
         status, message = states.ERROR, None
+        launcher = None
         try:
-            status, message = self._build(job, telemetry, root, heartbeat)
+            # the process that becomes the entry starts now, while the checkout runs
+            launcher = procs.Launcher() if cleanup.SUPPORTED else None
+            status, message = self._build(job, telemetry, root, heartbeat, launcher)
         except Exception as e:  # the worker must outlive any one build
             log.exception("%s: worker error", label)
             status, message = states.ERROR, f"worker error: {e}"
         finally:
+            if launcher is not None:
+                launcher.discard()  # unless the entry ran
             heartbeat.stop()
             if message:
                 telemetry.log(root, message, "stderr")
@@ -217,7 +222,24 @@ class Worker:
             self._report(job, status, message)
         shown = f" ({telemetry.mask(message)})" if message else ""
         log.info("%s: %s%s", label, status, shown)
+        self._maintain(job)
         return status
+
+    def _maintain(self, job: dict[str, Any]) -> None:
+        """The clone's `git maintenance run --auto`, which the checkout's fetch left out
+        so as not to delay the build: now that its result is reported (not on the way
+        out of a worker that was stopped)."""
+        if self.stop.is_set():
+            return
+        try:
+            workdir = checkout.workspace_dir(
+                self.workspace_root, job["name"], job["pipeline"]["repository"]
+            )
+            failed = checkout.maintain(workdir)
+        except Exception as e:  # never the worker's end
+            failed = str(e)
+        if failed:
+            log.debug("%s: git maintenance: %s", job["name"], failed)
 
     def _build(
         self,
@@ -225,6 +247,7 @@ class Worker:
         telemetry: bass_builder.Reporter,
         root: Any,
         heartbeat: api.Heartbeat,
+        launcher: procs.Launcher | None = None,
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
@@ -250,7 +273,9 @@ class Worker:
         changeset.parent.mkdir(parents=True, exist_ok=True)
         changeset.write_text("".join(p + "\n" for p in changed), encoding="utf-8")
         try:
-            return self._run_entry(job, telemetry, root, heartbeat, workdir, cwd, commit, changeset)
+            return self._run_entry(
+                job, telemetry, root, heartbeat, workdir, cwd, commit, changeset, launcher
+            )
         finally:
             changeset.unlink(missing_ok=True)
 
@@ -264,6 +289,7 @@ class Worker:
         cwd: Path,
         commit: str,
         changeset: Path,
+        launcher: procs.Launcher | None = None,
     ) -> tuple[str, str | None]:
         otel = job["otel"]
         pipeline = job["pipeline"]
@@ -309,6 +335,7 @@ class Worker:
                     mask=telemetry.mask,
                     longest_secret=max(map(len, telemetry.mask.values), default=0),
                     on_start=run.entry_started,
+                    launcher=launcher,
                 )
             except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
                 return states.ERROR, f"build entry cannot be run: {e}"
@@ -367,9 +394,9 @@ class Worker:
         so `from bass import build` works in any Python the entry runs with."""
         shim = self.workspace_root / ".bass" / "python"
         (shim / "bass").mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(bass_builder.__file__, shim / "bass_builder.py")
+        _install(Path(bass_builder.__file__), shim / "bass_builder.py")
         # bass's own __init__ is the shim: it imports the builder and nothing else
-        shutil.copyfile(bass.__file__, shim / "bass" / "__init__.py")
+        _install(Path(bass.__file__), shim / "bass" / "__init__.py")
         return shim
 
     # -- talking to the orchestrator --------------------------------------------------
@@ -384,6 +411,22 @@ class Worker:
 
     def _report(self, job: dict[str, Any], status: str, message: str | None) -> None:
         api.report(self._job_post(job), job, status, message, retry=not self.stop.is_set())
+
+
+def _install(source: Path, target: Path) -> None:
+    """Copy `source` to `target` unless it is there already, with the source's mtime:
+    a copy made on every build would be newer than the bytecode Python cached for it,
+    and every build entry would compile the builder again. Replaced whole (a rename),
+    so an entry never imports a half-written file."""
+    try:
+        have, want = target.stat(), source.stat()
+        if have.st_size == want.st_size and have.st_mtime_ns == want.st_mtime_ns:
+            return
+    except FileNotFoundError:
+        pass
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.copy2(source, partial)
+    os.replace(partial, target)
 
 
 class DequeueRefused(Exception):
