@@ -18,7 +18,6 @@ import uvicorn
 from bass.app import create_app
 from bass.auth import Users
 from bass.config import Settings
-from bass.ingest import grpc as otlp_grpc
 
 log = logging.getLogger("bass")
 
@@ -101,6 +100,8 @@ class _Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         settings = self.settings
         if settings.grpc_port:
+            from bass.ingest import grpc as otlp_grpc  # ~11 MB: only when it listens
+
             self.grpc = await otlp_grpc.start(
                 self._receiver, settings.host, settings.grpc_port, settings.max_body
             )
@@ -121,6 +122,8 @@ class _Server(uvicorn.Server):
 
     async def _stop_grpc(self) -> None:
         if self.grpc is not None:
+            from bass.ingest import grpc as otlp_grpc
+
             await self.grpc.stop(otlp_grpc.GRACE_SECONDS)
             self.grpc = None
 

@@ -18,6 +18,7 @@ import unicodedata
 from bass import ansi
 
 _TOKEN = re.compile(r"[^\W_]+")
+_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what plain() may change, but \n
 
 
 def tokens(text: str) -> list[str]:
@@ -58,11 +59,37 @@ class Query:
         self.fts: str | None = " AND ".join(dict.fromkeys(terms)) or None
         self._ascii = all(s.isascii() for s in self._substrings)
 
+    def lines(self, text: str) -> list[int]:
+        """The numbers (0, 1, …) of the lines of `text` that match, in order. The longest
+        word is looked for in the whole text at once (C's speed), and only the lines
+        holding it are tested whole."""
+        if self.fts is None:
+            return []
+        if _SPECIAL.search(text) is not None:  # as a reader sees the lines
+            text = "\n".join(map(ansi.plain, text.split("\n")))
+        if not self._ascii or not text.isascii():  # folded accents: "café" holds "cafe"
+            return [i for i, line in enumerate(text.split("\n")) if self.matches(line)]
+        low = text.lower()
+        anchor = max(self._substrings, key=len)
+        found: list[int] = []
+        line, counted = 0, 0
+        at = low.find(anchor)
+        while at >= 0:
+            line += low.count("\n", counted, at)
+            start = low.rfind("\n", 0, at) + 1
+            end = low.find("\n", at)
+            end = len(low) if end < 0 else end
+            if self.matches(text[start:end]):
+                found.append(line)
+            counted = end
+            at = low.find(anchor, end)
+        return found
+
     def matches(self, body: str) -> bool:
         if self.fts is None:
             return False
         text = ansi.plain(body)
-        if self._ascii:  # a cheap test first: most lines of a found block hold no word
+        if self._ascii and text.isascii():  # a cheap test first: most lines hold no word
             low = text.lower()
             if not all(s in low for s in self._substrings):
                 return False

@@ -29,7 +29,7 @@ import re
 import sqlite3
 import zlib
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, groupby, islice
 from typing import Any
 
@@ -124,21 +124,37 @@ def write_blocks(
 
 
 def encode(columns: Sequence[Sequence[Any]]) -> bytes:
-    """A block's data: its records' columns (as write_blocks takes them), compressed."""
+    """A block's data: its records' columns (as write_blocks takes them), compressed:
+    JSON of the columns but the bodies, a NUL, the bodies joined by newlines (JSON of
+    them all when a body holds a newline)."""
     times, numbers, texts, bodies, attributes, resources = columns
     base = times[0]
-    out: dict[str, Any] = {"t": base, "b": bodies}
+    out: dict[str, Any] = {"t": base}
     if times.count(base) != len(times):
         out["d"] = [t - base for t in times]
     for key, values in (("v", numbers), ("x", texts), ("a", attributes), ("r", resources)):
         out[key] = values[0] if values.count(values[0]) == len(values) else values
-    return zlib.compress(orjson.dumps(out), 1)
+    text = "\n".join(bodies)
+    if text.count("\n") != len(bodies) - 1:
+        out["b"] = bodies
+        return zlib.compress(orjson.dumps(out), 1)
+    out["n"] = len(bodies)
+    return zlib.compress(orjson.dumps(out) + b"\0" + text.encode("utf-8", "surrogatepass"), 1)
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], str | None]:
+    """(the columns JSON, the bodies' text if they were kept as text)."""
+    raw = zlib.decompress(data)
+    head, nul, text = raw.partition(b"\0")  # JSON never holds a raw NUL
+    return orjson.loads(head), text.decode("utf-8", "surrogatepass") if nul else None
 
 
 def decode(data: bytes) -> dict[str, list[Any]]:
     """A block's columns, each a list of its records' values: t (time), v (severity
     number), x (severity text), b (body), a (attributes JSON), r (resource id)."""
-    columns = orjson.loads(zlib.decompress(data))
+    columns, text = _unpack(data)
+    if text is not None:
+        columns["b"] = text.split("\n")
     n = len(columns["b"])
     base = columns["t"]
     deltas = columns.get("d")
@@ -147,6 +163,12 @@ def decode(data: bytes) -> dict[str, list[Any]]:
         if not isinstance(columns[key], list):
             columns[key] = [columns[key]] * n
     return columns
+
+
+def lines_text(data: bytes) -> str:
+    """A block's bodies as one text, a line each (the search's reading of a block)."""
+    columns, text = _unpack(data)
+    return text if text is not None else "\n".join(map(ansi.plain, columns["b"]))
 
 
 def searchable(bodies: Sequence[str]) -> str:
@@ -167,16 +189,18 @@ def last_line(conn: sqlite3.Connection, trace_id: str, span_id: str) -> int:
 # -- reading
 
 
-def _records(block: dict[str, Any], lo: int = 0, hi: int | None = None) -> list[dict[str, Any]]:
-    """Records `lo` to `hi` (indexes in the block, hi exclusive) of a block row, as
-    dicts with the columns the `logs` table had."""
-    c = decode(block["data"])
+def _records(
+    block: dict[str, Any], indexes: Iterable[int] | None = None, columns: dict | None = None
+) -> list[dict[str, Any]]:
+    """Records of a block row (all, or those at `indexes`), as dicts with the columns the
+    `logs` table had."""
+    c = decode(block["data"]) if columns is None else columns
     times, numbers, texts, bodies, attrs, resources = c["t"], c["v"], c["x"], c["b"], c["a"], c["r"]
     first_id, first_line = block["id"], block["first_line"]
     trace_id, span_id = block["trace_id"], block["span_id"]
     parsed: dict[str, Any] = {}
     out = []
-    for i in range(lo, len(bodies) if hi is None else min(hi, len(bodies))):
+    for i in range(len(bodies)) if indexes is None else indexes:
         attributes = parsed.get(attrs[i])
         if attributes is None:
             attributes = parsed[attrs[i]] = json.loads(attrs[i])
@@ -186,6 +210,31 @@ def _records(block: dict[str, Any], lo: int = 0, hi: int | None = None) -> list[
             "body": bodies[i], "attributes": attributes, "resource_id": resources[i],
         })  # fmt: skip
     return out
+
+
+def _matching(block: dict[str, Any], query: Query | None) -> list[dict[str, Any]]:
+    """A block's records, or (with a query) those that match it."""
+    if query is None:
+        return _records(block)
+    found = query.lines(lines_text(block["data"]))
+    return _records(block, found) if found else []
+
+
+def _bounds(conn: sqlite3.Connection, trace_id: str, span_id: str | None) -> tuple[int, int]:
+    """The first and last block ids of a trace (or of one of its spans): a search of the
+    index is kept between them (FTS5 seeks to them), not run over every trace."""
+    if span_id is None:
+        row = conn.execute(
+            "SELECT MIN(id) AS lo, MAX(id) AS hi FROM log_blocks WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "SELECT (SELECT id FROM log_blocks WHERE trace_id = :t AND span_id = :s"
+            " ORDER BY first_line LIMIT 1) AS lo, (SELECT id FROM log_blocks WHERE trace_id = :t"
+            " AND span_id = :s ORDER BY first_line DESC LIMIT 1) AS hi",
+            {"t": trace_id, "s": span_id},
+        ).fetchone()
+    return (row["lo"], row["hi"]) if row["lo"] is not None else (1, 0)
 
 
 _BLOCK = "id, trace_id, span_id, first_line, n, data"
@@ -224,8 +273,12 @@ def logs_of(
     if query is not None:
         if query.fts is None:
             return []
-        where.append("id IN (SELECT rowid FROM log_text WHERE log_text MATCH :match)")
+        where.append(
+            "id IN (SELECT rowid FROM log_text WHERE log_text MATCH :match"
+            " AND rowid BETWEEN :lo AND :hi)"
+        )
         params["match"] = query.fts
+        params["lo"], params["hi"] = _bounds(conn, trace_id, span_id)
     # In a span, id order is line order: its index gives the blocks in order.
     order = ("first_line" if span_id is not None else "id") + (" DESC" if backwards else "")
     blocks = conn.execute(
@@ -236,12 +289,11 @@ def logs_of(
         return (
             after_id < record["id"] < (before_id if before_id is not None else 2**63)
             and record["severity_number"] >= min_severity
-            and (query is None or query.matches(record["body"]))
         )
 
     found: list[dict[str, Any]] = []
     for block in islice(blocks, SEARCH_BLOCKS if query is not None else None):
-        records = [r for r in _records(block) if wanted(r)]
+        records = [r for r in _matching(block, query) if wanted(r)]
         found += reversed(records) if backwards else records
         if len(found) >= limit:
             break
@@ -269,7 +321,8 @@ def log_lines(
         if block["first_line"] + block["n"] <= first:
             break
         lo = max(first - block["first_line"], 0)
-        found.append(_records(block, lo, last - block["first_line"] + 1))
+        hi = min(last - block["first_line"] + 1, block["n"])
+        found.append(_records(block, range(lo, hi)))
     out = []
     for records in reversed(found):
         for r in records:
@@ -285,15 +338,17 @@ def _span_blocks(
     conn: sqlite3.Connection, trace_id: str, span_id: str, match: str
 ) -> Iterator[dict[str, Any]]:
     """One span's blocks that the index says hold every term of `match`, in order."""
+    lo, hi = _bounds(conn, trace_id, span_id)
     return iter(
         conn.execute(
             f"""
             SELECT {_BLOCK} FROM log_blocks
             WHERE trace_id = ? AND span_id = ?
-              AND id IN (SELECT rowid FROM log_text WHERE log_text MATCH ?)
+              AND id IN (SELECT rowid FROM log_text WHERE log_text MATCH ?
+                         AND rowid BETWEEN ? AND ?)
             ORDER BY first_line
             """,
-            (trace_id, span_id, match),
+            (trace_id, span_id, match, lo, hi),
         )
     )
 
@@ -307,8 +362,7 @@ def line_hits(
         return []
     hits: list[int] = []
     for block in islice(_span_blocks(conn, trace_id, span_id, query.fts), SEARCH_BLOCKS):
-        bodies = decode(block["data"])["b"]
-        hits += (block["first_line"] + i for i, body in enumerate(bodies) if query.matches(body))
+        hits += (block["first_line"] + i for i in query.lines(lines_text(block["data"])))
         if len(hits) >= limit:
             break
     return hits[:limit]
@@ -366,8 +420,8 @@ def search_logs(
     )
     found: list[dict[str, Any]] = []
     for block in islice(blocks, SEARCH_BLOCKS):
-        for record in reversed(_records(block)):
-            if (before_id is None or record["id"] < before_id) and query.matches(record["body"]):
+        for record in reversed(_matching(block, query)):
+            if before_id is None or record["id"] < before_id:
                 record.update(pipeline=block["pipeline"], number=block["number"])
                 found.append(record)
         if len(found) >= limit:
