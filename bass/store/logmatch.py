@@ -59,13 +59,13 @@ class Query:
         self.fts: str | None = " AND ".join(dict.fromkeys(terms)) or None
         self._ascii = all(s.isascii() for s in self._substrings)
 
-    def lines(self, text: str) -> list[int]:
-        """The numbers (0, 1, …) of the lines of `text` that match, in order. The longest
-        word is looked for in the whole text at once (C's speed), and only the lines
-        holding it are tested whole."""
+    def lines(self, text: str, plain: bool = False) -> list[int]:
+        """The numbers (0, 1, …) of the lines of `text` that match, in order (`plain`:
+        the text is known to be as a reader sees it). The longest word is looked for in
+        the whole text at once (C's speed), and only the lines holding it are tested."""
         if self.fts is None:
             return []
-        if _SPECIAL.search(text) is not None:  # as a reader sees the lines
+        if not plain and _SPECIAL.search(text) is not None:  # as a reader sees the lines
             text = "\n".join(map(ansi.plain, text.split("\n")))
         if not self._ascii or not text.isascii():  # folded accents: "café" holds "cafe"
             return [i for i, line in enumerate(text.split("\n")) if self.matches(line)]

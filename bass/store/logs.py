@@ -16,9 +16,8 @@ The full-text index (`log_text`, FTS5 without positions) holds each block's text
 reader sees it (bass.ansi.plain); a search finds blocks there, and bass.store.logmatch
 picks out the lines.
 
-A block's `data` is zlib-compressed JSON of columns (`encode`): a column whose values
-are all alike is one value. A later format must start with another byte than zlib's
-0x78.
+A block's `data` is zstd-compressed (`encode`): JSON of its columns (a column whose
+values are all alike is one value), then its bodies as text.
 """
 
 from __future__ import annotations
@@ -27,13 +26,14 @@ import json
 import operator
 import re
 import sqlite3
-import zlib
+import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import accumulate, groupby, islice
 from typing import Any
 
 import orjson
+import zstandard
 
 from bass import ansi
 from bass.store.logmatch import GROUP_MARKERS, Query, is_marker
@@ -112,21 +112,22 @@ def write_blocks(
         end = bisect_right(ends, before + BLOCK_BYTES, lo=start)
         end = min(max(end, start + 1), start + BLOCK_LINES)
         part = [column[start:end] for column in columns]
+        data, text = encode(part)
         conn.execute(
             _INSERT_BLOCK,
-            (next_id, trace_id, span_id, first_line + start, end - start, max(part[1]),
-             encode(part)),
-        )  # fmt: skip
-        conn.execute(_INDEX_BLOCK, (next_id, searchable(part[3])))
+            (next_id, trace_id, span_id, first_line + start, end - start, max(part[1]), data),
+        )
+        conn.execute(_INDEX_BLOCK, (next_id, text))
         next_id += end - start
         start, before = end, ends[end - 1]
     return next_id
 
 
-def encode(columns: Sequence[Sequence[Any]]) -> bytes:
-    """A block's data: its records' columns (as write_blocks takes them), compressed:
-    JSON of the columns but the bodies, a NUL, the bodies joined by newlines (JSON of
-    them all when a body holds a newline)."""
+def encode(columns: Sequence[Sequence[Any]]) -> tuple[bytes, str]:
+    """A block's data and the text the index holds of it (`searchable`). The data: JSON
+    of the columns but the bodies, a NUL, the bodies joined by newlines (JSON of them
+    all when a body holds a newline); `"p": 1` when the text needs no bass.ansi.plain
+    to be read; compressed with zstd."""
     times, numbers, texts, bodies, attributes, resources = columns
     base = times[0]
     out: dict[str, Any] = {"t": base}
@@ -137,15 +138,37 @@ def encode(columns: Sequence[Sequence[Any]]) -> bytes:
     text = "\n".join(bodies)
     if text.count("\n") != len(bodies) - 1:
         out["b"] = bodies
-        return zlib.compress(orjson.dumps(out), 1)
+        return _compress(orjson.dumps(out)), searchable(bodies)
+    if _SPECIAL.search(text) is None:
+        out["p"] = 1
+        index_text = text
+    else:
+        index_text = "\n".join(map(ansi.plain, bodies))
     out["n"] = len(bodies)
-    return zlib.compress(orjson.dumps(out) + b"\0" + text.encode("utf-8", "surrogatepass"), 1)
+    raw = orjson.dumps(out) + b"\0" + text.encode("utf-8", "surrogatepass")
+    return _compress(raw), index_text
+
+
+_codecs = threading.local()
+
+
+def _compress(raw: bytes) -> bytes:
+    compressor = getattr(_codecs, "compressor", None)
+    if compressor is None:
+        compressor = _codecs.compressor = zstandard.ZstdCompressor(level=1)
+    return compressor.compress(raw)
+
+
+def _decompress(data: bytes) -> bytes:
+    decompressor = getattr(_codecs, "decompressor", None)
+    if decompressor is None:
+        decompressor = _codecs.decompressor = zstandard.ZstdDecompressor()
+    return decompressor.decompress(data)
 
 
 def _unpack(data: bytes) -> tuple[dict[str, Any], str | None]:
     """(the columns JSON, the bodies' text if they were kept as text)."""
-    raw = zlib.decompress(data)
-    head, nul, text = raw.partition(b"\0")  # JSON never holds a raw NUL
+    head, nul, text = _decompress(data).partition(b"\0")  # JSON never holds a raw NUL
     return orjson.loads(head), text.decode("utf-8", "surrogatepass") if nul else None
 
 
@@ -165,10 +188,13 @@ def decode(data: bytes) -> dict[str, list[Any]]:
     return columns
 
 
-def lines_text(data: bytes) -> str:
-    """A block's bodies as one text, a line each (the search's reading of a block)."""
+def lines_text(data: bytes) -> tuple[str, bool]:
+    """A block's bodies as one text, a line each (the search's reading of a block), and
+    whether that text is as a reader sees it already (no escapes to take out)."""
     columns, text = _unpack(data)
-    return text if text is not None else "\n".join(map(ansi.plain, columns["b"]))
+    if text is None:
+        return "\n".join(map(ansi.plain, columns["b"])), True
+    return text, bool(columns.get("p"))
 
 
 def searchable(bodies: Sequence[str]) -> str:
@@ -216,7 +242,7 @@ def _matching(block: dict[str, Any], query: Query | None) -> list[dict[str, Any]
     """A block's records, or (with a query) those that match it."""
     if query is None:
         return _records(block)
-    found = query.lines(lines_text(block["data"]))
+    found = query.lines(*lines_text(block["data"]))
     return _records(block, found) if found else []
 
 
@@ -362,7 +388,7 @@ def line_hits(
         return []
     hits: list[int] = []
     for block in islice(_span_blocks(conn, trace_id, span_id, query.fts), SEARCH_BLOCKS):
-        hits += (block["first_line"] + i for i in query.lines(lines_text(block["data"])))
+        hits += (block["first_line"] + i for i in query.lines(*lines_text(block["data"])))
         if len(hits) >= limit:
             break
     return hits[:limit]
