@@ -124,10 +124,11 @@ def write_blocks(
 
 
 def encode(columns: Sequence[Sequence[Any]]) -> tuple[bytes, str]:
-    """A block's data and the text the index holds of it (`searchable`). The data: JSON
-    of the columns but the bodies, a NUL, the bodies joined by newlines (JSON of them
-    all when a body holds a newline); `"p": 1` when the text needs no bass.ansi.plain
-    to be read; compressed with zstd."""
+    """A block's data and the text the index holds of it (`searchable`). The data, zstd
+    compressed: a byte saying how the bodies are kept (`p`: as text, needing no
+    bass.ansi.plain to be read; `e`: as text with escapes; `j`: in the JSON, a body
+    holding a newline), the JSON of the other columns, a NUL, the bodies joined by
+    newlines."""
     times, numbers, texts, bodies, attributes, resources = columns
     base = times[0]
     out: dict[str, Any] = {"t": base}
@@ -138,14 +139,12 @@ def encode(columns: Sequence[Sequence[Any]]) -> tuple[bytes, str]:
     text = "\n".join(bodies)
     if text.count("\n") != len(bodies) - 1:
         out["b"] = bodies
-        return _compress(orjson.dumps(out)), searchable(bodies)
+        return _compress(b"j" + orjson.dumps(out) + b"\0"), searchable(bodies)
     if _SPECIAL.search(text) is None:
-        out["p"] = 1
-        index_text = text
+        kind, index_text = b"p", text
     else:
-        index_text = "\n".join(map(ansi.plain, bodies))
-    out["n"] = len(bodies)
-    raw = orjson.dumps(out) + b"\0" + text.encode("utf-8", "surrogatepass")
+        kind, index_text = b"e", "\n".join(map(ansi.plain, bodies))
+    raw = kind + orjson.dumps(out) + b"\0" + text.encode("utf-8", "surrogatepass")
     return _compress(raw), index_text
 
 
@@ -166,18 +165,14 @@ def _decompress(data: bytes) -> bytes:
     return decompressor.decompress(data)
 
 
-def _unpack(data: bytes) -> tuple[dict[str, Any], str | None]:
-    """(the columns JSON, the bodies' text if they were kept as text)."""
-    head, nul, text = _decompress(data).partition(b"\0")  # JSON never holds a raw NUL
-    return orjson.loads(head), text.decode("utf-8", "surrogatepass") if nul else None
-
-
 def decode(data: bytes) -> dict[str, list[Any]]:
     """A block's columns, each a list of its records' values: t (time), v (severity
     number), x (severity text), b (body), a (attributes JSON), r (resource id)."""
-    columns, text = _unpack(data)
-    if text is not None:
-        columns["b"] = text.split("\n")
+    raw = _decompress(data)
+    head, _, text = raw.partition(b"\0")  # JSON never holds a raw NUL
+    columns = orjson.loads(head[1:])
+    if head[:1] != b"j":
+        columns["b"] = text.decode("utf-8", "surrogatepass").split("\n")
     n = len(columns["b"])
     base = columns["t"]
     deltas = columns.get("d")
@@ -191,10 +186,11 @@ def decode(data: bytes) -> dict[str, list[Any]]:
 def lines_text(data: bytes) -> tuple[str, bool]:
     """A block's bodies as one text, a line each (the search's reading of a block), and
     whether that text is as a reader sees it already (no escapes to take out)."""
-    columns, text = _unpack(data)
-    if text is None:
-        return "\n".join(map(ansi.plain, columns["b"])), True
-    return text, bool(columns.get("p"))
+    raw = _decompress(data)
+    if raw[:1] == b"j":
+        return "\n".join(map(ansi.plain, decode(data)["b"])), True
+    text = raw[raw.index(b"\0") + 1 :].decode("utf-8", "surrogatepass")
+    return text, raw[:1] == b"p"
 
 
 def searchable(bodies: Sequence[str]) -> str:
