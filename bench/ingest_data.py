@@ -275,7 +275,7 @@ def fresh_ids(body: bytes, trace_ids: list[str], protobuf: bool) -> bytes:
 
 # -- the dashboard store -------------------------------------------------------------------
 
-GENERATOR_VERSION = "6"  # bump when build_store's output changes: a new cache key
+GENERATOR_VERSION = "7"  # bump when build_store's output changes: a new cache key
 
 
 @dataclass
