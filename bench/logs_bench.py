@@ -1,6 +1,6 @@
 """Logs at disk speed: what a build's log costs to store, on disk, and to read back.
 
-    python -m bench.logs_bench [--quick] [--only ingest,step,sdk,window] [--runs N]
+    python -m bench.logs_bench [--quick] [--only ingest,step,sdk,window,migrate] [--runs N]
                                [--peer REV] [--lines N]
 
 Run from the repository root with the Python that has bass installed. Each part prints
@@ -33,6 +33,8 @@ missed target is only reported.
 (4) window   reading windows of 500 lines anywhere in a 1,000,000-line step by line
              number (what the log viewer asks): the store call in-process, and over
              HTTP (/api/…/lines?from=&to=). Target: p95 ≤ 20 ms.
+(5) migrate  a database as bass left it before log blocks (2,000,000 rows of 40-byte
+             lines, indexed, counted) migrated as `bass serve` does on start: records/s.
 """
 
 from __future__ import annotations
@@ -554,7 +556,90 @@ def bench_window(args: argparse.Namespace, tmp: Path, failures: Failures) -> Non
     )
 
 
-PARTS = {"ingest": bench_ingest, "step": bench_step, "sdk": bench_sdk, "window": bench_window}
+# -- (5) migrating a database of rows into blocks ------------------------------------------
+
+
+def old_store(path: Path, records: int) -> None:
+    """A database as bass left it before log blocks (migrations up to 0010): `records`
+    rows of 40-byte lines in 20 spans of 10 traces, indexed and counted as it did."""
+    from bass.store import schema
+
+    names = [name for name, *_ in schema.MIGRATIONS]
+    conn = sqlite3.connect(path, isolation_level=None)
+    saved = schema.MIGRATIONS
+    schema.MIGRATIONS = saved[: names.index("0011_log_blocks")]
+    try:
+        schema.migrate(conn)
+    finally:
+        schema.MIGRATIONS = saved
+    conn.execute("BEGIN")
+    spans = [(f"{t:032x}", f"{s:016x}") for t in range(1, 11) for s in range(1, 3)]
+    lines = dict.fromkeys(spans, 0)
+    for start in range(0, records, 10_000):
+        rows = []
+        for n in range(start, min(records, start + 10_000)):
+            span = spans[(n // 500) % len(spans)]  # runs of 500 lines, steps taking turns
+            lines[span] += 1
+            rows.append((n + 1, *span, 1_750_000_000_000_000_000 + n, 9, "INFO", line(n),
+                         '{"log.iostream": "stdout"}', 1, lines[span]))  # fmt: skip
+        conn.executemany(
+            "INSERT INTO logs (id, trace_id, span_id, time_ns, severity_number, severity_text,"
+            " body, attributes, resource_id, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany("INSERT INTO logs_fts (rowid, trace_id, body) VALUES (?, ?, ?)",
+                         ((r[0], r[1], r[6]) for r in rows))  # fmt: skip
+    conn.executemany("INSERT INTO log_counts (trace_id, span_id, n, last_line) VALUES (?, ?, ?, ?)",
+                     ((*span, n, n) for span, n in lines.items()))  # fmt: skip
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def bench_migrate(args: argparse.Namespace, tmp: Path, failures: Failures) -> None:
+    from bass.store import logs, schema
+    from bass.store.db import _dict_factory
+
+    records = args.migrate_records
+    path = tmp / "old.db"
+    old_store(path, records)
+    before = path.stat().st_size
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.row_factory = _dict_factory
+    started = time.perf_counter()
+    applied = schema.migrate(conn)
+    elapsed = time.perf_counter() - started
+    kept = conn.execute("SELECT SUM(n) AS n FROM log_blocks").fetchone()["n"]
+    failures.check(applied == ["0011_log_blocks"] and kept == records,
+                   f"(5) migrated {applied}: {kept} of {records:,} records")  # fmt: skip
+    trace, span = f"{1:032x}", f"{1:016x}"
+    hits = logs.line_hits(conn, trace, span, "module_007.c")
+    failures.check(bool(hits), "(5) a search after the migration found nothing")
+    conn.execute("VACUUM")
+    conn.close()
+    print_table(
+        f"(5) Migration 0011: {records:,} log rows into blocks, on start",
+        [
+            row(
+                "records/s migrated (one transaction, with the search index)",
+                per_s(records / elapsed),
+                "—",
+                None,
+            )
+        ],  # fmt: skip
+        [
+            f"{elapsed:.1f} s; the file {before / 1e6:.0f} MB before, "
+            f"{path.stat().st_size / 1e6:.0f} MB after (vacuumed)"
+        ],  # fmt: skip
+    )
+
+
+PARTS = {
+    "ingest": bench_ingest,
+    "step": bench_step,
+    "sdk": bench_sdk,
+    "window": bench_window,
+    "migrate": bench_migrate,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -568,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     args.ingest_lines = 200_000 if args.quick else 2_000_000
     args.sdk_records = 50_000 if args.quick else 200_000
     args.windows = 50 if args.quick else 200
+    args.migrate_records = 200_000 if args.quick else 2_000_000
     if args.quick:
         args.runs = 1
     started = time.monotonic()

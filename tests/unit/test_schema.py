@@ -126,7 +126,9 @@ def test_0009_numbers_each_spans_lines_and_indexes_them_without_escapes(tmp_path
     assert conn.execute("INSERT INTO logs_fts (logs_fts) VALUES ('integrity-check')")
 
 
-def test_0011_moves_every_record_into_blocks_that_read_and_search_alike(tmp_path, monkeypatch):
+def test_0011_moves_every_record_into_blocks_that_read_and_search_alike(
+    tmp_path, monkeypatch, caplog
+):
     """A database from before 0011 keeps every record (time, severity, body, attributes,
     line number) in blocks; searches find what they found; the `logs` table and its
     index are gone; the next lines continue the numbering."""
@@ -150,7 +152,12 @@ def test_0011_moves_every_record_into_blocks_that_read_and_search_alike(tmp_path
               for t in ("t1", "t2", "t3")}  # fmt: skip
     monkeypatch.undo()
 
-    assert schema.migrate(conn) == ["0011_log_blocks"]
+    with caplog.at_level("INFO", logger="bass.store"):
+        assert schema.migrate(conn) == ["0011_log_blocks"]
+    said = [r.getMessage() for r in caplog.records]
+    total = f"{len(rows):,}"
+    assert said[0] == f"migrating {total} log records into blocks (once; this can take a while)"
+    assert said[-1] == f"migrated {total} log records into blocks"
 
     tables = {r["name"] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert "logs" not in tables and "logs_fts" not in tables
