@@ -5,6 +5,8 @@
 
 Run from the repository root with a Python that has sqlite-utils installed (a throwaway
 venv: ``python3 -m venv /tmp/su-venv && /tmp/su-venv/bin/pip install sqlite-utils``).
+A record of the decision not to use sqlite-utils, against the log store as it was then
+(a row per record; since issue 13, bass keeps blocks: bench/logs_bench.py).
 Self-contained: stdlib plus sqlite_utils, it never imports bass. It builds, on temp SQLite
 files in WAL mode (synchronous=NORMAL, as bass's writer), the shape bass's migrations
 0001-0004 leave (bass/store/schema.py): ``resources``, ``logs`` with its two indexes, the
@@ -13,7 +15,8 @@ content_rowid='id') and ``log_counts``; and prints Markdown:
 
 (a) inserting ``--records`` log records (default 200,000; --quick 50,000; 40-byte bodies,
     ~20 spans of one trace, batches of 4,096 as the builder sends them, one BEGIN
-    IMMEDIATE transaction per batch): bass's way (a copy of logs.insert_logs:
+    IMMEDIATE transaction per batch): bass's way then (a copy of the row-per-record
+    telemetry.insert_logs bass had until log blocks, issue 13:
     executemany of tuples into logs, executemany into logs_fts, upsert of log_counts) vs
     sqlite-utils ``table.insert_all(..., batch_size=4096)`` (dict records, and its list
     mode: a header row then tuples) followed by the same FTS insert and count upsert.
