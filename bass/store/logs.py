@@ -472,15 +472,6 @@ def last_lines(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
     return {r["span_id"]: r["last_line"] for r in rows}
 
 
-def log_counts(conn: sqlite3.Connection, trace_id: str) -> dict[str, int]:
-    """How many log records each span of a trace has."""
-    rows = conn.execute(
-        "SELECT span_id, n FROM log_counts WHERE trace_id = ? AND n > 0",
-        (trace_id,),
-    ).fetchall()
-    return {r["span_id"]: r["n"] for r in rows}
-
-
 # -- deleting
 
 
