@@ -18,7 +18,7 @@ import unicodedata
 from bass import ansi
 
 _TOKEN = re.compile(r"[^\W_]+")
-_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what plain() may change, but \n
+SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what bass.ansi.plain may change, \n aside
 
 
 def tokens(text: str) -> list[str]:
@@ -65,7 +65,7 @@ class Query:
         the whole text at once (C's speed), and only the lines holding it are tested."""
         if self.fts is None:
             return []
-        if not plain and _SPECIAL.search(text) is not None:  # as a reader sees the lines
+        if not plain and SPECIAL.search(text) is not None:  # as a reader sees the lines
             text = "\n".join(map(ansi.plain, text.split("\n")))
         if not self._ascii or not text.isascii():  # folded accents: "café" holds "cafe"
             return [i for i, line in enumerate(text.split("\n")) if self.matches(line)]

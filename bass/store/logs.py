@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import operator
-import re
 import sqlite3
 import threading
 from bisect import bisect_right
@@ -36,13 +35,12 @@ import orjson
 import zstandard
 
 from bass import ansi
-from bass.store.logmatch import GROUP_MARKERS, Query, is_marker
+from bass.store.logmatch import GROUP_MARKERS, SPECIAL, Query, is_marker
 from bass.store.telemetry import resource_ids
 
 BLOCK_BYTES = 64 * 1024  # body text in one block, about (a longer record is a block)
 BLOCK_LINES = 4096  # records in one block, at most
 SEARCH_BLOCKS = 2000  # blocks a search reads at most before it answers with what it has
-_SPECIAL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # what plain() would change, \n aside
 
 _INSERT_BLOCK = """
 INSERT INTO log_blocks (id, trace_id, span_id, first_line, n, max_severity, data)
@@ -140,7 +138,7 @@ def encode(columns: Sequence[Sequence[Any]]) -> tuple[bytes, str]:
     if text.count("\n") != len(bodies) - 1:
         out["b"] = bodies
         return _compress(b"j" + orjson.dumps(out) + b"\0"), searchable(bodies)
-    if _SPECIAL.search(text) is None:
+    if SPECIAL.search(text) is None:
         kind, index_text = b"p", text
     else:
         kind, index_text = b"e", "\n".join(map(ansi.plain, bodies))
@@ -196,7 +194,7 @@ def lines_text(data: bytes) -> tuple[str, bool]:
 def searchable(bodies: Sequence[str]) -> str:
     """A block's text as the index holds it: its lines as a reader sees them."""
     text = "\n".join(bodies)
-    if _SPECIAL.search(text) is None:
+    if SPECIAL.search(text) is None:
         return text
     return "\n".join(map(ansi.plain, bodies))
 
