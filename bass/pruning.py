@@ -41,11 +41,23 @@ class Policy:
         return self.days is not None or self.keep_builds is not None or bool(self.per_pipeline)
 
 
+@dataclass
+class Unmerged:
+    """Log records deleted since the search index was last merged (the loop's count)."""
+
+    records: int = 0
+
+
 async def prune_once(
-    db: Database, policy: Policy, clock: Callable[[], float] = time.time
+    db: Database,
+    policy: Policy,
+    clock: Callable[[], float] = time.time,
+    unmerged: Unmerged | None = None,
 ) -> dict[str, int]:
     """One pass; returns how many builds, other traces and log records were removed
-    (log records without a trace go by age too)."""
+    (log records without a trace go by age too). `unmerged` carries the deletions the
+    search index has not been merged since from pass to pass."""
+    unmerged = Unmerged() if unmerged is None else unmerged
     cutoff = clock() - policy.days * 86400 if policy.days is not None else None
     removed = {"builds": 0, "traces": 0, "log records": 0}
     previous: set[str] = set()
@@ -77,25 +89,24 @@ async def prune_once(
         while deleted := await db.awrite(retention.delete_untraced_logs_chunk, before_ns):
             removed["log records"] += deleted
     if any(removed.values()):
-        _unmerged[0] += removed["log records"]
-        await reclaim(db)
+        unmerged.records += removed["log records"]
+        await reclaim(db, unmerged)
         log.info("pruned %s", ", ".join(f"{n} {what}" for what, n in removed.items()))
     return removed
 
 
 MERGE_SHARE = 10  # merge the search index once 1 / MERGE_SHARE of the records are deleted
-_unmerged = [0]  # log records deleted since the search index was last merged
 
 
-async def reclaim(db: Database) -> None:
+async def reclaim(db: Database, unmerged: Unmerged) -> None:
     """Give free pages back to the file system, a slice at a time; first, once a tenth
     of the log records stored have been deleted since it was last done, merge the search
     index (folding in their delete markers): a merge writes the whole index, so it is
     not done for every pass."""
-    if _unmerged[0] * MERGE_SHARE >= await db.aread(retention.stored_records):
+    if unmerged.records * MERGE_SHARE >= await db.aread(retention.stored_records):
         while await db.awrite(retention.merge_index):
             pass
-        _unmerged[0] = 0
+        unmerged.records = 0
     if await db.aread(retention.auto_vacuum_mode) != 2:  # only a file created by bass
         return
     while await db.aread(retention.free_pages) > 0:
@@ -104,9 +115,10 @@ async def reclaim(db: Database) -> None:
 
 
 async def prune_forever(db: Database, policy: Policy, interval: float) -> None:
+    unmerged = Unmerged()
     while True:
         try:
-            await prune_once(db, policy)
+            await prune_once(db, policy, unmerged=unmerged)
         except Exception:
             log.exception("pruning failed")
         await asyncio.sleep(interval)

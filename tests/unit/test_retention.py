@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from bass.ingest import otlp_json
-from bass.pruning import Policy, prune_once
+from bass.pruning import Policy, Unmerged, prune_once
 from bass.store import builds, logmatch, logs, retention, telemetry
 from bass.store.db import Database
 from tests.unit.conftest import App
@@ -468,3 +468,27 @@ def test_line_counts_follow_inserts(db: Database) -> None:
     counted = q(db, "SELECT span_id, n FROM log_counts WHERE trace_id = ?", build["trace_id"])
     assert counted == [{"span_id": "c0ffee00c0ffee00", "n": 3}]
     assert q(db, "SELECT SUM(n) AS n FROM log_counts")[0]["n"] == 6
+
+
+def test_the_index_is_merged_once_a_tenth_of_the_records_is_deleted(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge writes the whole search index anew: the prune loop does it once the
+    records deleted since the last one reach a tenth of those stored, not every pass."""
+    merges = []
+    real = retention.merge_index
+
+    def counted(conn: Any, *args: Any) -> bool:
+        merges.append(1)
+        return real(conn, *args)
+
+    monkeypatch.setattr(retention, "merge_index", counted)
+    add_build(db, finished=NOW - DAY, lines=[f"kept {n}" for n in range(950)])
+    unmerged = Unmerged()
+    for k in range(10):  # ten small builds of 10 lines, pruned one a pass
+        add_build(db, "small", finished=NOW - 2 * DAY, lines=[f"gone {k} {n}" for n in range(10)])
+        asyncio.run(prune_once(db, Policy(per_pipeline={"small": 0}), lambda: NOW, unmerged))
+        if k < 9:  # 10 × (k + 1) deleted, 950 left: under a tenth
+            assert unmerged.records == 10 * (k + 1) and not merges
+    assert merges and unmerged.records == 0  # the tenth pass: 100 deleted, 950 left
+    check_fts(db)
