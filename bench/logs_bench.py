@@ -87,6 +87,20 @@ WINDOW = 500
 PEER = "c483681"  # bass before log blocks (a row per record)
 
 
+# A build entry whose one step prints lines 1 to N (`line`), 40 bytes each.
+JOB = r"""#!/usr/bin/env python3
+import sys
+from bass import build
+build({"name": "logs", "steps": [{"name": "print", "exec": [sys.executable, "-c",
+    "import sys\nw = sys.stdout.write\n"
+    "for i in range(1, LINES + 1): w(f'{i:07d} compiling src/module_{i % 997:03d}.c ok\\n')"]}]})
+"""
+
+
+def job(lines: int) -> str:
+    return JOB.replace("LINES", str(lines))
+
+
 def line(n: int) -> str:
     return LINE.format(n, n % 997)
 
@@ -131,26 +145,17 @@ def ms(value: float) -> str:
 
 # -- (1) ingest ----------------------------------------------------------------------------
 
-ENTRY = r"""import os, sys
-from bass_builder import build
-n = int(os.environ["BENCH_LINES"])
-build({"name": "logs", "steps": [{"name": "print", "exec": [sys.executable, "-c",
-    "import sys\nw = sys.stdout.write\n"
-    f"for i in range({n}): w(f'{{i:07d}} compiling src/module_{{i % 997:03d}}.c ok\\n')"]}]})
-"""
-
 
 def builder_body(tmp: Path) -> tuple[bytes, list[str], int]:
     """The largest log request the real builder sends for a step printing 40-byte lines:
     (body, its trace ids, its records)."""
     entry = tmp / "entry.py"
-    entry.write_text(ENTRY)
+    entry.write_text(job(200_000))
     with sink() as receiver:
         trace_id, root = new_trace_ids()
         argv = builder_argv(tmp / "-", receiver.traces_url, receiver.logs_url, trace_id, root)
         argv[1:4] = [str(entry)]  # `python entry.py` with the standard arguments
-        env = {**child_env(), "BENCH_LINES": "200000"}
-        subprocess.run(argv, env=env, check=True, capture_output=True, cwd=tmp)
+        subprocess.run(argv, env=child_env(), check=True, capture_output=True, cwd=tmp)
         body = receiver.largest_log_body()
     records = body.count(b'"timeUnixNano"')
     return body, [trace_id], records
@@ -308,21 +313,12 @@ def bench_ingest(args: argparse.Namespace, tmp: Path, failures: Failures) -> Non
 
 # -- (2) a 1,000,000-line step -------------------------------------------------------------
 
-STEP_JOB = r"""#!/usr/bin/env python3
-import sys
-from bass import build
-n = LINES
-build({"name": "big", "steps": [{"name": "print", "exec": [sys.executable, "-c",
-    "import sys\nw = sys.stdout.write\n"
-    f"for i in range(1, {n} + 1): w(f'{{i:07d}} compiling src/module_{{i % 997:03d}}.c ok\\n')"]}]})
-"""
-
 
 def make_repo(path: Path, lines: int) -> None:
     git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
     path.mkdir(parents=True)
     subprocess.run([*git, "init", "-q", str(path)], check=True)
-    (path / "job.py").write_text(STEP_JOB.replace("LINES", str(lines)))
+    (path / "job.py").write_text(job(lines))
     (path / "job.py").chmod(0o755)
     subprocess.run([*git, "-C", str(path), "add", "-A"], check=True)
     subprocess.run([*git, "-C", str(path), "commit", "-qm", "big step"], check=True)
