@@ -166,7 +166,10 @@ def _decompress(data: bytes) -> bytes:
 def decode(data: bytes) -> dict[str, list[Any]]:
     """A block's columns, each a list of its records' values: t (time), v (severity
     number), x (severity text), b (body), a (attributes JSON), r (resource id)."""
-    raw = _decompress(data)
+    return _columns(_decompress(data))
+
+
+def _columns(raw: bytes) -> dict[str, list[Any]]:
     head, _, text = raw.partition(b"\0")  # JSON never holds a raw NUL
     columns = orjson.loads(head[1:])
     if head[:1] != b"j":
@@ -181,12 +184,11 @@ def decode(data: bytes) -> dict[str, list[Any]]:
     return columns
 
 
-def lines_text(data: bytes) -> tuple[str, bool]:
+def _lines_text(raw: bytes) -> tuple[str, bool]:
     """A block's bodies as one text, a line each (the search's reading of a block), and
     whether that text is as a reader sees it already (no escapes to take out)."""
-    raw = _decompress(data)
     if raw[:1] == b"j":
-        return "\n".join(map(ansi.plain, decode(data)["b"])), True
+        return "\n".join(map(ansi.plain, _columns(raw)["b"])), True
     text = raw[raw.index(b"\0") + 1 :].decode("utf-8", "surrogatepass")
     return text, raw[:1] == b"p"
 
@@ -236,8 +238,9 @@ def _matching(block: dict[str, Any], query: Query | None) -> list[dict[str, Any]
     """A block's records, or (with a query) those that match it."""
     if query is None:
         return _records(block)
-    found = query.lines(*lines_text(block["data"]))
-    return _records(block, found) if found else []
+    raw = _decompress(block["data"])  # once: for the text, and the columns of what matched
+    found = query.lines(*_lines_text(raw))
+    return _records(block, found, _columns(raw)) if found else []
 
 
 def _bounds(conn: sqlite3.Connection, trace_id: str, span_id: str | None) -> tuple[int, int]:
@@ -382,7 +385,9 @@ def line_hits(
         return []
     hits: list[int] = []
     for block in islice(_span_blocks(conn, trace_id, span_id, query.fts), SEARCH_BLOCKS):
-        hits += (block["first_line"] + i for i in query.lines(*lines_text(block["data"])))
+        hits += (
+            block["first_line"] + i for i in query.lines(*_lines_text(_decompress(block["data"])))
+        )
         if len(hits) >= limit:
             break
     return hits[:limit]
