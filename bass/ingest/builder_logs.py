@@ -48,7 +48,7 @@ def decode(body: bytes, resource_of: Any) -> list[tuple] | None:
     no JSON string can hold); the part of a record before its body is read once for the
     run of records that share it (the builder gives the lines of one read one time)."""
     head = HEAD.match(body)
-    if head is None or not body.endswith(TAIL) or body[head.end() : head.end() + 12] != FIRST:
+    if head is None or not body.endswith(TAIL) or not body.startswith(FIRST, head.end()):
         return None
     try:
         resource = resource_of(orjson.loads(head.group(1)))
@@ -60,7 +60,7 @@ def decode(body: bytes, resource_of: Any) -> list[tuple] | None:
     escaped = ESCAPED.search
     before: bytes = b""
     fields: tuple[Any, ...] = ()
-    for record in body[head.end() + 12 : -len(TAIL)].split(BETWEEN):
+    for record in body[head.end() + len(FIRST) : -len(TAIL)].split(BETWEEN):
         at = record.find(BODY)
         if at < 0 or not record.endswith(b'"}'):
             return None
@@ -70,7 +70,7 @@ def decode(body: bytes, resource_of: Any) -> list[tuple] | None:
             if found is None:
                 return None
             fields = found
-        line = record[at + 25 : -2]
+        line = record[at + len(BODY) : -2]
         if escaped(line) is None:
             try:
                 text = line.decode()
