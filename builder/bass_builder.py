@@ -695,7 +695,7 @@ class _ProtocolError(OSError):
 _HEX_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 
 
-class _Endpoint:
+class Endpoint:
     """One OTLP/HTTP URL, POSTed to over one persistent (keep-alive) HTTP/1.1 connection.
 
     A minimal client on a socket rather than http.client: importing http.client (the
@@ -903,8 +903,8 @@ class _Telemetry:
             **common,
             **_parse_headers(environ.get("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "")),
         }
-        self._traces = _Endpoint(traces_url, traces_headers)
-        self._logs_endpoint = _Endpoint(logs_url, logs_headers)
+        self._traces = Endpoint(traces_url, traces_headers)
+        self._logs_endpoint = Endpoint(logs_url, logs_headers)
         service = _json_str(service_name)
         resource = (
             f'{{"attributes":[{{"key":"service.name","value":{{"stringValue":{service}}}}}]}}'
@@ -1114,7 +1114,7 @@ class _Telemetry:
                 self._deliver(self._logs_endpoint, self._logs_head, logs, log_count, "log records")
 
     def _deliver(
-        self, endpoint: _Endpoint, head: bytes, items: list[bytes], count: int, kind: str
+        self, endpoint: Endpoint, head: bytes, items: list[bytes], count: int, kind: str
     ) -> None:
         size = sum(map(len, items))
         try:
@@ -1130,7 +1130,7 @@ class _Telemetry:
                 self._queued_bytes -= size
 
     def _post_with_retries(
-        self, endpoint: _Endpoint, body: Sequence[bytes], count: int, kind: str
+        self, endpoint: Endpoint, body: Sequence[bytes], count: int, kind: str
     ) -> None:
         backoff = Backoff(BACKOFF_FIRST, BACKOFF_MAX)
         while True:

@@ -23,7 +23,7 @@ What does reach them all is the environment, which every child inherits:
   Teardowns do not run, as they cannot when the worker is killed with its build.
 
 Only the standard library: this file also runs as a script (`python -I -S cleanup.py
-watch ROOT`), with nothing of bass, however bass is installed.
+sweep ROOT RUN_ID`, from the watchdog), with nothing of bass, however bass is installed.
 """
 
 from __future__ import annotations
@@ -35,14 +35,16 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 MARKER = "BASS_RUN_ID"
 SWEEP_SECONDS = 10.0  # how long a sweep keeps killing what keeps appearing
-# Linux /proc, and this file (and launch.py) on disk to run as the watchdog (the launcher)
+# Linux /proc, /bin/sh and this file (and launch.py) on disk to run as the watchdog (the
+# launcher)
 SUPPORTED = (
     sys.platform == "linux"
     and os.path.isdir("/proc/self")
+    and os.access("/bin/sh", os.X_OK)
     and bool(sys.executable)
     and os.path.isfile(__file__)
     and os.path.isfile(os.path.join(os.path.dirname(__file__), "launch.py"))
@@ -216,7 +218,26 @@ def leftover_runs(root: Path) -> list[dict[str, object]]:
     return found
 
 
-# -- the watchdog, run as a script --------------------------------
+# -- the watchdog ------------------------------------------------------------------
+
+# The watchdog waits in /bin/sh (~2 MB, where an idle Python is ~12 MB): it follows the
+# worker's lines (`run ID`, `end`) until EOF, and only if a run was going then, the
+# worker died: it becomes Python (`cleanup.py sweep ROOT ID`) to sweep that run. `read`
+# is given one line at a time, so the ids are never words of a command. SIGINT is
+# ignored (a terminal's ^C is the worker's), and so is it in the Python it execs.
+WATCH_SCRIPT = """trap '' INT
+run=
+while IFS=' ' read -r word id rest; do
+  case $word in run) run=$id ;; end) run= ;; esac
+done
+[ -n "$run" ] || exit 0
+exec "$1" -I -S "$2" sweep "$3" "$run"
+"""
+
+
+def watchdog_command(root: Path) -> list[str]:
+    """The watchdog's command line; its lines come on standard input."""
+    return ["/bin/sh", "-c", WATCH_SCRIPT, "watch", sys.executable, __file__, str(root)]
 
 
 def _say(text: str) -> None:
@@ -226,19 +247,8 @@ def _say(text: str) -> None:
         pass
 
 
-def watch(root: Path, lines: IO[bytes]) -> int:
-    """Follow the worker's runs (`run ID`, `end`) until EOF; if a run was going then,
-    the worker died: sweep the run."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is the worker's
-    run_id: str | None = None
-    for line in lines:
-        words = line.decode(errors="replace").split()
-        if len(words) == 2 and words[0] == "run":
-            run_id = words[1]
-        elif words == ["end"]:
-            run_id = None
-    if run_id is None:
-        return 0
+def sweep_dead_workers_run(root: Path, run_id: str) -> int:
+    """The worker died during run `run_id`: sweep it, and say so."""
     killed, left = sweep(run_id)
     if not left:
         remove_record(root, run_id)
@@ -250,6 +260,6 @@ def watch(root: Path, lines: IO[bytes]) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "watch":
-        sys.exit(watch(Path(sys.argv[2]), sys.stdin.buffer))
+    if len(sys.argv) == 4 and sys.argv[1] == "sweep":
+        sys.exit(sweep_dead_workers_run(Path(sys.argv[2]), sys.argv[3]))
     sys.exit(2)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -91,7 +90,7 @@ class Watchdog:
 
     def __init__(self, root: Path):
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", cleanup.__file__, "watch", str(root)],
+            cleanup.watchdog_command(root),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # outside the worker's group: not killed with it

@@ -1,4 +1,4 @@
-"""The builder's own HTTP/1.1 client (`_Endpoint.post`) against a raw socket server.
+"""The builder's own HTTP/1.1 client (`Endpoint.post`) against a raw socket server.
 
 http.server cannot produce every framing the client has to read (chunk extensions,
 trailers, close-delimited bodies, garbage), so the server here is a listening socket on
@@ -91,7 +91,7 @@ class Conn:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def send_in_pieces(self, pieces: Sequence[bytes], endpoint: bass_builder._Endpoint) -> None:
+    def send_in_pieces(self, pieces: Sequence[bytes], endpoint: bass_builder.Endpoint) -> None:
         """Each piece in its own TCP write, the next only once the client has read the last
         one out of its socket: the client sees the answer arrive piece by piece."""
         for piece in pieces:
@@ -117,7 +117,7 @@ def _ioctl_int(sock: Any, request: int) -> int:
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), request, b"\0\0\0\0"))[0]
 
 
-def _read_by_client(server_sock: socket.socket, endpoint: bass_builder._Endpoint) -> bool:
+def _read_by_client(server_sock: socket.socket, endpoint: bass_builder.Endpoint) -> bool:
     """True once everything the server sent reached the client's kernel (nothing unacked:
     SIOCOUTQ) and the client read it out of there (nothing left to read: SIOCINQ)."""
     if not sys.platform.startswith("linux"):
@@ -139,7 +139,7 @@ class Call:
     """One `endpoint.post(body, timeout)` running in its own thread."""
 
     def __init__(
-        self, endpoint: bass_builder._Endpoint, body: Sequence[bytes], timeout: float
+        self, endpoint: bass_builder.Endpoint, body: Sequence[bytes], timeout: float
     ) -> None:
         self.outcome: Outcome | None = None
         self.error: BaseException | None = None
@@ -150,7 +150,7 @@ class Call:
         )
         self.thread.start()
 
-    def _run(self, endpoint: bass_builder._Endpoint, body: Sequence[bytes], timeout: float) -> None:
+    def _run(self, endpoint: bass_builder.Endpoint, body: Sequence[bytes], timeout: float) -> None:
         started = time.monotonic()
         try:
             self.outcome = endpoint.post(body, timeout)
@@ -177,16 +177,16 @@ class RawServer:
         self.listener.settimeout(WAIT)
         self.port: int = self.listener.getsockname()[1]
         self.conns: list[Conn] = []
-        self.endpoints: list[bass_builder._Endpoint] = []
+        self.endpoints: list[bass_builder.Endpoint] = []
         self.calls: list[Call] = []
 
-    def endpoint(self, headers: dict[str, str] | None = None) -> bass_builder._Endpoint:
-        endpoint = bass_builder._Endpoint(f"http://127.0.0.1:{self.port}{PATH}", headers or {})
+    def endpoint(self, headers: dict[str, str] | None = None) -> bass_builder.Endpoint:
+        endpoint = bass_builder.Endpoint(f"http://127.0.0.1:{self.port}{PATH}", headers or {})
         self.endpoints.append(endpoint)
         return endpoint
 
     def post(
-        self, endpoint: bass_builder._Endpoint, body: Sequence[bytes] = BODY, timeout: float = WAIT
+        self, endpoint: bass_builder.Endpoint, body: Sequence[bytes] = BODY, timeout: float = WAIT
     ) -> Call:
         call = Call(endpoint, body, timeout)
         self.calls.append(call)
@@ -248,7 +248,7 @@ def assert_well_formed(
 
 def exchange(
     server: RawServer,
-    endpoint: bass_builder._Endpoint,
+    endpoint: bass_builder.Endpoint,
     conn: Conn,
     extra: dict[str, str] | None = None,
 ) -> None:

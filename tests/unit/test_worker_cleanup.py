@@ -184,7 +184,7 @@ def test_the_watchdog_sweeps_when_its_pipe_closes_during_a_run(
     procs_.start("build", SLEEPER, RUN, start_new_session=True)
     cleanup.write_record(root, RUN, {})
     watchdog = subprocess.Popen(
-        [sys.executable, "-I", "-S", cleanup.__file__, "watch", str(root)],
+        cleanup.watchdog_command(root),
         stdin=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
