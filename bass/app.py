@@ -29,10 +29,11 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from bass import auth, errors, pruning, webhook, worker_api
+from bass import auth, errors, metrics, pruning, webhook, worker_api
 from bass.config import Config, Settings, named_keys
 from bass.guard import Guard
-from bass.ingest import otlp_proto, receiver
+from bass.metrics import Metrics
+from bass.ingest import receiver
 from bass.ingest.forward import Forwarding
 from bass.ingest.gate import TelemetryGate
 from bass.notify import Mailer
@@ -72,9 +73,6 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         db = Database(settings.db)
-        warning = otlp_proto.check_backend()
-        if warning:
-            log.warning(warning)
         forwarding = Forwarding(db, settings.forward, max_queue_bytes=settings.forward_queue_bytes)
         forwarders = forwarding.by_kind
         for destination in settings.forward:
@@ -101,6 +99,8 @@ def create_app(settings: Settings) -> Starlette:
         )
         ingest.on_root_span(orchestrator.root_span_seen)
         orchestrator.on_finishing.append(end_open_spans)
+        counts = Metrics(db, orchestrator, ingest)  # /metrics: what happens, counted
+        orchestrator.on_finished.append(counts.build_finished)
         mailer = _mailer(settings)
         if mailer is not None:
             orchestrator.on_finished.append(mailer.on_finished)
@@ -136,7 +136,11 @@ def create_app(settings: Settings) -> Starlette:
         policy = pruning.Policy.from_settings(settings)
         if policy.active:
             tasks.append(
-                asyncio.create_task(pruning.prune_forever(db, policy, settings.prune_interval))
+                asyncio.create_task(
+                    pruning.prune_forever(
+                        db, policy, settings.prune_interval, on_pass=counts.retention_pass
+                    )
+                )
             )
 
         def begin_shutdown(local_worker_grace: float = 60.0) -> None:
@@ -155,6 +159,7 @@ def create_app(settings: Settings) -> Starlette:
                 "orchestrator": orchestrator,
                 "receiver": ingest,
                 "ingest_status": ingest.status,
+                "metrics": counts,
                 "worker_keys": worker_keys,
                 "templates": templates(),
                 "people": people,
@@ -187,6 +192,7 @@ def create_app(settings: Settings) -> Starlette:
         *query_api.routes,
         *search.routes,
         *status.routes,
+        *metrics.routes,
         *login.routes,
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/favicon.ico", _favicon, methods=["GET"]),

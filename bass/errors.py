@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bass.ingest import otlp_proto
+from bass.ingest import wire
 
 __all__ = ["HTTPException", "EXCEPTION_HANDLERS"]
 
@@ -37,9 +37,9 @@ async def answer(request: Request, exc: Exception) -> Response:
     path = request.url.path
     if path.startswith("/v1/"):
         code = _RPC_CODES.get(status, 3)
-        if request.headers.get("content-type", "").lower().startswith(otlp_proto.PROTOBUF):
-            body = otlp_proto.status(code, message)
-            return Response(body, status, headers, media_type=otlp_proto.PROTOBUF)
+        if request.headers.get("content-type", "").lower().startswith(wire.PROTOBUF):
+            body = wire.status(code, message)
+            return Response(body, status, headers, media_type=wire.PROTOBUF)
         body = json.dumps({"code": code, "message": message}).encode()
         return Response(body, status, headers, media_type="application/json")
     if path in JSON_PATHS or path.startswith(JSON_PREFIXES):

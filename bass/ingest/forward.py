@@ -20,10 +20,6 @@ import time
 import urllib.parse
 from typing import Any
 
-from google.protobuf import json_format
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
 from bass.config import Destination
 from bass.ingest import otlp_json
 from bass.store.db import Database
@@ -58,6 +54,15 @@ def json_to_protobuf(kind: str, body: bytes) -> bytes:
     protobuf's JSON mapping expects base64, so the ids are converted first; the spans and
     log records the receiver refused for bad ids (partial success) are left out, not
     sent on with ids made up from their text."""
+    # loaded here, only by a server that forwards (bass.ingest.wire says why)
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+    )
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
     payload = otlp_json.parse_json(body)
     _hex_ids_to_base64(payload)
     message = ExportTraceServiceRequest() if kind == "traces" else ExportLogsServiceRequest()

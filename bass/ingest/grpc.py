@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -45,7 +46,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from starlette.exceptions import HTTPException
 
-from bass.ingest import otlp_proto
+from bass.ingest import otlp_proto, wire
 from bass.ingest.otlp_json import Decoded
 from bass.ingest.receiver import Receiver, bearer_token
 
@@ -133,12 +134,13 @@ class GrpcReceiver:
         return export
 
     async def export(self, kind: str, context: grpc.aio.ServicerContext) -> bytes:
+        arrived = time.perf_counter()
         receiver = self.receiver()
         if receiver is None:  # the app is starting
             await _refuse(context, 503, "bass is starting, retry later", retry_after=1)
         budget = receiver.budget
         if kind != "metrics" and budget.used >= budget.limit:  # no room: not even read
-            receiver.stats.requests[f"{kind} 503"] += 1
+            receiver.stats.answered(kind, "grpc", 503)
             await _refuse(context, 503, _full(budget.used, budget.limit), retry_after=1)
         body = await context.read()
         if body is grpc.aio.EOF:
@@ -153,7 +155,7 @@ class GrpcReceiver:
         # Shielded: a client that cancels (or whose deadline passes) does not cut a
         # request short once read; it is taken whole or refused, as over HTTP, and what
         # it holds of the budget is given back when it is done.
-        taking = asyncio.ensure_future(_take(receiver, kind, body, token))
+        taking = asyncio.ensure_future(_take(receiver, kind, body, token, arrived))
         del body
         answer = await asyncio.shield(taking)
         if isinstance(answer, HTTPException):
@@ -164,18 +166,18 @@ class GrpcReceiver:
 
 
 async def _take(
-    receiver: Receiver, kind: str, body: bytes, token: str | None
+    receiver: Receiver, kind: str, body: bytes, token: str | None, arrived: float
 ) -> bytes | HTTPException:
     """The answer to a request as Receiver.take has it taken, or its refusal."""
     try:
         with receiver.budget.hold() as hold:  # what it holds is given back on the way out
             hold.charge(len(body))
             decoded = await receiver.take(kind, body, otlp_proto.PROTOBUF, DECODERS[kind],
-                                          hold, token)  # fmt: skip
+                                          hold, token, via="grpc", arrived=arrived)  # fmt: skip
             del body
             return ANSWERS[kind](decoded)
     except HTTPException as e:
-        receiver.stats.requests[f"{kind} {e.status_code}"] += 1
+        receiver.stats.answered(kind, "grpc", e.status_code)
         e.__cause__ = e.__context__ = None  # no frames that hold the body
         return e.with_traceback(None)
 
@@ -207,13 +209,13 @@ async def _refuse(
 def retry_info(seconds: int) -> bytes:
     """A google.rpc.RetryInfo (retry_delay = 1), encoded by hand like otlp_proto.status."""
     delay = duration_pb2.Duration(seconds=seconds).SerializeToString()
-    return b"\x0a" + otlp_proto._varint(len(delay)) + delay
+    return b"\x0a" + wire.varint(len(delay)) + delay
 
 
 def status_with_details(code: int, message: str, retry: bytes) -> bytes:
     """A google.rpc.Status (code = 1, message = 2) with one detail (= 3): RetryInfo."""
     detail = any_pb2.Any(type_url=RETRY_INFO_TYPE, value=retry).SerializeToString()
-    return otlp_proto.status(code, message) + b"\x1a" + otlp_proto._varint(len(detail)) + detail
+    return wire.status(code, message) + b"\x1a" + wire.varint(len(detail)) + detail
 
 
 def _full(used: int, limit: int) -> str:

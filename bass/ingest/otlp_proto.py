@@ -1,12 +1,14 @@
 """OTLP/protobuf decoding into the same store rows as otlp_json, and protobuf answers.
 
 Message classes come from `opentelemetry-proto`; with protobuf's upb backend parsing is
-done in C. `check_backend()` says at start whether that fast backend is in use.
+done in C. `check_backend()` says whether that fast backend is in use; this module is
+loaded at the first OTLP/protobuf request (see `wire`), and says so then.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 import time
 from typing import Any
 
@@ -21,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from bass.ingest import wire
 from bass.ingest.otlp_json import (
     MAX_TIME,
     Decoded,
@@ -33,7 +36,7 @@ from bass.ingest.otlp_json import (
     to_json,
 )
 
-PROTOBUF = "application/x-protobuf"
+PROTOBUF = wire.PROTOBUF
 
 
 def check_backend() -> str | None:
@@ -42,6 +45,11 @@ def check_backend() -> str | None:
     if backend == "upb":
         return None
     return f"protobuf uses its {backend!r} backend: OTLP/protobuf ingest will be slow"
+
+
+_SLOW = check_backend()
+if _SLOW:  # said once: when the first OTLP/protobuf request loads this module
+    logging.getLogger("bass.ingest").warning(_SLOW)
 
 
 def _id(value: bytes, size: int) -> str | None:
@@ -207,22 +215,3 @@ def logs_response(decoded: Decoded) -> bytes:
         response.partial_success.rejected_log_records = decoded.rejected
         response.partial_success.error_message = "; ".join(decoded.errors)
     return response.SerializeToString()
-
-
-def status(code: int, message: str) -> bytes:
-    """A google.rpc.Status message (code = 1, message = 2), encoded by hand: two fields
-    do not justify a dependency on googleapis-common-protos."""
-    text = message.encode()
-    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)

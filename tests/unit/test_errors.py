@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from bass.ingest import otlp_proto
+from bass.ingest import wire
 from tests.unit.conftest import App
 
 
@@ -79,7 +79,7 @@ def test_otlp_errors_are_a_status_in_the_request_encoding(app: App):
     )
     assert response.status_code == 405
     assert response.headers["content-type"] == "application/x-protobuf"
-    assert response.content == otlp_proto.status(12, "Method Not Allowed")
+    assert response.content == wire.status(12, "Method Not Allowed")
 
     response = app.client.post("/v1/traces", content=b"x", headers={"Content-Type": "text/csv"})
     assert response.status_code == 415
