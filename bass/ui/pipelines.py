@@ -4,7 +4,6 @@ and in each step's header its record over the builds shown, flaky steps marked."
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
@@ -88,7 +87,7 @@ def trend(recent: list[dict[str, Any]], build_url: charts.BuildUrl, now: float) 
         "svg": charts.duration_chart(recent, build_url, now, CHART),
         "count": len(recent),
         "rate": trends.success_rate(recent),
-        "median": charts.seconds_text(statistics.median(ended) if ended else None),
+        "median": charts.seconds_text(trends.median_of(ended) if ended else None),
         "longest": charts.seconds_text(max(ended, default=None)),
     }
 

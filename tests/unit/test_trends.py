@@ -8,12 +8,15 @@ through the app, with builds queued, run and ended through the worker API."""
 from __future__ import annotations
 
 import re
+import statistics
 import xml.etree.ElementTree as ET
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bass.auth import Users
 from bass.store import trends
@@ -428,3 +431,8 @@ def test_on_a_server_with_users_the_badge_needs_a_person(make_app: Any, tmp_path
     add_badge_routes(locked)
     response = locked.client.get("/pipelines/demo/badge.svg", follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"].startswith("/login")
+
+
+@given(st.lists(st.integers(min_value=-(10**18), max_value=10**18), min_size=1, max_size=50))
+def test_median_of_is_statistics_median(values: list[int]) -> None:
+    assert trends.median_of(values) == statistics.median(values)
