@@ -11,6 +11,7 @@ removing the user ends every session. SECURITY.md states the model.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -64,7 +65,11 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(given, bytes.fromhex(digest))
 
 
-_DUMMY_HASH = hash_password(secrets.token_hex(8))  # so an unknown name costs as much
+@functools.cache
+def _dummy_hash() -> str:
+    """What an unknown name's password is checked against, so it costs as much as a
+    known one's; made at the first login, not at every start (an scrypt, 16 MiB)."""
+    return hash_password(secrets.token_hex(8))
 
 
 class Users:
@@ -101,7 +106,7 @@ class Users:
     def authenticate(self, name: str, password: str) -> bool:
         """Name and password right? Costs one scrypt either way (no timing oracle)."""
         user = self._current().get(name)
-        stored = user["password"] if user else _DUMMY_HASH
+        stored = user["password"] if user else _dummy_hash()
         return check_password(password, stored) and user is not None
 
     def token_user(self, token: str) -> str | None:
