@@ -6,6 +6,7 @@ a repository URL: the command line carries the URL, and git may echo it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -68,30 +69,45 @@ def git(
 ) -> str:
     """Run git, logging the command and its output (its stdout only if `show_output`);
     raise CheckoutError on failure."""
-    say(redact_urls("$ git " + " ".join(args)))
-    env = env if env is not None else git_environment()
-    try:
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-        )
-    except FileNotFoundError:
-        raise CheckoutError("git is not installed on this worker") from None
-    except subprocess.TimeoutExpired:
-        raise CheckoutError(f"git {args[0]} took longer than {timeout:g} s") from None
-    for line in ((result.stdout if show_output else "") + result.stderr).splitlines():
-        if line.strip():
-            say(redact_urls(line))
-    if result.returncode != 0:
-        last = redact_urls((result.stderr.strip().splitlines() or ["(no output)"])[-1])
-        raise CheckoutError(f"git {args[0]} failed (exit {result.returncode}): {last}")
-    return result.stdout
+    return Git(args, cwd, say, env=env).result(timeout=timeout, show_output=show_output)
+
+
+class Git:
+    """A git command started: its result waited for (and logged) later, so that another
+    can run meanwhile."""
+
+    def __init__(self, args: list[str], cwd: Path, say: Say, *, env: dict[str, str] | None = None):
+        say(redact_urls("$ git " + " ".join(args)))
+        self.args, self.say = args, say
+        try:
+            self.proc = subprocess.Popen(
+                ["git", *args],
+                cwd=cwd,
+                env=env if env is not None else git_environment(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError:
+            raise CheckoutError("git is not installed on this worker") from None
+
+    def result(self, *, timeout: float = 600, show_output: bool = True) -> str:
+        """Its standard output, once it ended; CheckoutError if it failed."""
+        try:
+            stdout, stderr = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise CheckoutError(f"git {self.args[0]} took longer than {timeout:g} s") from None
+        for line in ((stdout if show_output else "") + stderr).splitlines():
+            if line.strip():
+                self.say(redact_urls(line))
+        if self.proc.returncode != 0:
+            last = redact_urls((stderr.strip().splitlines() or ["(no output)"])[-1])
+            raise CheckoutError(f"git {self.args[0]} failed (exit {self.proc.returncode}): {last}")
+        return stdout
 
 
 def _text(value: Any) -> str | None:
@@ -201,7 +217,7 @@ class Workspace:
 
     def fetch_all(self) -> None:
         self.git(
-            ["fetch", "--prune", "--tags", "--force", "origin",
+            ["fetch", "--no-write-fetch-head", "--prune", "--tags", "--force", "origin",
              "+refs/heads/*:refs/remotes/origin/*"]
         )  # fmt: skip
         self.fetched_all = True
@@ -248,10 +264,14 @@ class Workspace:
                 return found
         return None
 
+    def clean(self) -> Git:
+        """Start removing every untracked file (and ignored one), while the fetch runs:
+        what `check_out` then overwrites or removes is the checkout's own."""
+        return Git(["clean", "-ffdxq"], self.workdir, self.say)
+
     def check_out(self, commit: str) -> None:
-        """Check `commit` out detached and remove every untracked file."""
+        """Check `commit` out detached."""
         self.git(["checkout", "--quiet", "--force", "--detach", commit])
-        self.git(["clean", "-ffdxq"])
 
 
 def maintain(workdir: Path, timeout: float = 600) -> str | None:
@@ -274,6 +294,19 @@ def check_out(wanted: Wanted, workspace: Workspace) -> str:
     commit), else its `ref`, else the pipeline's `ref`. Returns the commit checked out;
     raises CheckoutError when that cannot be found, never building something else."""
     workspace.open()
+    cleaning = workspace.clean()
+    try:
+        commit = _fetched_commit(wanted, workspace)
+    except BaseException:
+        with contextlib.suppress(CheckoutError):  # the fetch's error is the one to tell
+            cleaning.result()
+        raise
+    cleaning.result()
+    workspace.check_out(commit)
+    return commit
+
+
+def _fetched_commit(wanted: Wanted, workspace: Workspace) -> str:
     where = redact_url(wanted.repository)
     if wanted.commit is not None:
         if not SHA.fullmatch(wanted.commit):
@@ -292,7 +325,6 @@ def check_out(wanted: Wanted, workspace: Workspace) -> str:
         if found is None:
             raise CheckoutError(f"ref {wanted.asked_ref or 'HEAD'!r} not found in {where}")
         commit = found
-    workspace.check_out(commit)
     return commit
 
 

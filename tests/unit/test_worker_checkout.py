@@ -281,9 +281,10 @@ def test_a_job_of_today_is_checked_out_as_today(upstream: Upstream, tmp_path: Pa
     assert [s for s in build.said if s.startswith("$ git")] == [
         "$ git init --quiet",
         f"$ git remote add origin {upstream.url}",
-        "$ git fetch --prune --tags --force origin +refs/heads/*:refs/remotes/origin/*",
+        "$ git clean -ffdxq",  # while the fetch runs
+        "$ git fetch --no-write-fetch-head --prune --tags --force origin "
+        "+refs/heads/*:refs/remotes/origin/*",
         f"$ git checkout --quiet --force --detach {upstream.main}",
-        "$ git clean -ffdxq",
     ]
     assert sorted(build.changeset) == ["feature/y.txt", "src/a.py"]
     assert build.wanted.asked_ref == "main"
@@ -313,3 +314,29 @@ def test_the_job_fields_as_the_worker_reads_them():
 def test_clean_paths():
     paths = ["a", "a", "b c", "d\r", "e\u2028f", "", None, "g"]
     assert changes.clean(paths) == ["a", "b c", "g"]
+
+
+def test_the_work_tree_is_exactly_the_commit_whatever_the_last_build_left(
+    upstream: Upstream, tmp_path: Path
+):
+    """The clean runs while the fetch does, before the checkout: still nothing but the
+    commit's files afterwards — untracked, ignored, modified, or in the way of a file
+    the new commit tracks."""
+    ws = tmp_path / "ws"
+    Build(ws, job(upstream, ref="feature"))
+    (ws / ".gitignore").write_text("*.log\n")  # not in any commit: its rule still applies
+    (ws / "build.log").write_text("ignored\n")
+    (ws / "out" / "deep").mkdir(parents=True)
+    (ws / "out" / "deep" / "x.o").write_text("untracked\n")
+    (ws / "src" / "a.py").write_text("modified by the build\n")
+    (ws / "main-only.txt").write_text("untracked here, tracked by main\n")
+    again = Build(ws, job(upstream, ref="main"))
+    assert again.head() == upstream.main
+    status = checkout.git(["status", "--porcelain", "--ignored"], ws, lambda _: None)
+    assert status == ""
+    files = sorted(
+        str(p.relative_to(ws)) for p in ws.rglob("*") if p.is_file() and ".git" not in p.parts
+    )
+    assert files == ["README", "main-only.txt", "src/a.py"]
+    assert (ws / "main-only.txt").read_text() == "m\n"
+    assert (ws / "src" / "a.py").read_text() == "a\n"
