@@ -5,6 +5,8 @@ dashboard. Every edge between the parts is wired here, where it can be read:
 - a build's end closes its spans that never ended, in the same transaction
   (`orchestrator.on_finishing`), and is heard by the mailer (`on_finished`);
 - the status page asks the receiver for its counters (`ingest_status`);
+- /metrics counts builds ended (`on_finished`) and retention passes (`on_pass`), and
+  reads the receiver's, orchestrator's and forwarders' counters (bass.metrics);
 - every HTTPException is answered by bass.errors, in the form its caller reads.
 """
 
@@ -32,10 +34,10 @@ from starlette.staticfiles import StaticFiles
 from bass import auth, errors, metrics, pruning, webhook, worker_api
 from bass.config import Config, Settings, named_keys
 from bass.guard import Guard
-from bass.metrics import Metrics
 from bass.ingest import receiver
 from bass.ingest.forward import Forwarding
 from bass.ingest.gate import TelemetryGate
+from bass.metrics import Metrics
 from bass.notify import Mailer
 from bass.orchestrator import Orchestrator
 from bass.poller import poll_forever
@@ -44,6 +46,7 @@ from bass.store import telemetry
 from bass.store.db import Database
 from bass.ui import (
     PACKAGE_DIR,
+    Templates,
     actions,
     builds,
     home,
@@ -53,7 +56,6 @@ from bass.ui import (
     query_api,
     search,
     status,
-    templates,
     traces,
     trends,
 )
@@ -161,7 +163,7 @@ def create_app(settings: Settings) -> Starlette:
                 "ingest_status": ingest.status,
                 "metrics": counts,
                 "worker_keys": worker_keys,
-                "templates": templates(),
+                "templates": Templates(),
                 "people": people,
                 "webhook_slots": asyncio.Semaphore(4),  # webhook bodies read at once
                 "config_status": watcher.status,

@@ -39,6 +39,9 @@ SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 # webhook secrets, ingest tokens), and the login page must be reachable to log in.
 MACHINE_PREFIXES = ("/webhook", "/dequeue", "/jobs/", "/v1/", "/healthz", "/static/")
 OPEN_PATHS = ("/login", "/favicon.ico")
+# Read by scripts and scrapers with a person's API token: refused with 401, not sent to
+# the login page (a scraper follows no redirect to a form).
+MACHINE_READ = ("/pipelines", "/metrics")
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -137,7 +140,7 @@ class Guard:
         if user is not None:
             request.scope["bass.user"] = user
             return None
-        if path.startswith("/api/") or path == "/pipelines" or request.method != "GET":
+        if path.startswith("/api/") or path in MACHINE_READ or request.method != "GET":
             return HTTPException(401, "log in, or send an API token: Authorization: Bearer …")
         target = path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)

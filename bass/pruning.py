@@ -114,11 +114,20 @@ async def reclaim(db: Database, unmerged: Unmerged) -> None:
     await asyncio.to_thread(db.checkpoint)
 
 
-async def prune_forever(db: Database, policy: Policy, interval: float) -> None:
+async def prune_forever(
+    db: Database,
+    policy: Policy,
+    interval: float,
+    on_pass: Callable[[dict[str, int] | None], None] = lambda removed: None,
+) -> None:
+    """Prune every `interval` s; `on_pass` hears what each pass removed (None: it
+    failed), for /metrics."""
     unmerged = Unmerged()
     while True:
+        removed = None
         try:
-            await prune_once(db, policy, unmerged=unmerged)
+            removed = await prune_once(db, policy, unmerged=unmerged)
         except Exception:
             log.exception("pruning failed")
+        on_pass(removed)
         await asyncio.sleep(interval)

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from bass import states
 from bass.auth import same_secret
+from bass.metrics import Metrics
 from bass.orchestrator import NotHolder, NotRunning, Orchestrator, UnknownBuild
 from bass.params import people_base_url, read_json, string_list
 
@@ -92,16 +93,19 @@ async def dequeue(request: Request) -> Response:
         raise HTTPException(400, '"worker" must be a short name')
     heartbeats = payload.get("heartbeat") is True
     orchestrator: Orchestrator = request.state.orchestrator
-    build = await orchestrator.claim(
-        worker=worker,
-        tags=tags,
-        wait=min(float(wait), MAX_WAIT),
-        heartbeats=heartbeats,
-        gone=request.is_disconnected,
-        worker_key=key_name,
-    )
+    metrics: Metrics = request.state.metrics
+    with metrics.workers.poll(worker):  # connected while it waits (bass.metrics)
+        build = await orchestrator.claim(
+            worker=worker,
+            tags=tags,
+            wait=min(float(wait), MAX_WAIT),
+            heartbeats=heartbeats,
+            gone=request.is_disconnected,
+            worker_key=key_name,
+        )
     if build is None:
         return Response(status_code=204)
+    metrics.build_claimed(build)
     return JSONResponse(
         orchestrator.job_json(build, str(request.base_url), people_base_url(request))
     )
@@ -114,6 +118,7 @@ async def heartbeat(request: Request) -> Response:
     build = await held(orchestrator.heartbeat(build_id, key_name, job_token(request)))
     if build is None:
         raise HTTPException(409, "the job is not running any more")
+    request.state.metrics.workers.saw(build["worker"])
     return JSONResponse({"state": build["state"], "cancel": bool(build["cancel_requested"])})
 
 
@@ -132,6 +137,7 @@ async def result(request: Request) -> Response:
     build = await held(orchestrator.report(build_id, status, message, key_name, token))
     if build is None:
         raise HTTPException(409, "the job had already ended")
+    request.state.metrics.workers.saw(build["worker"])
     return JSONResponse({"state": build["state"]})
 
 

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bass.ingest import otlp_json, otlp_proto
+from bass.ingest import otlp_json, wire
 from bass.ingest.bodies import Budget, Hold, decoded_size, give_large_buffers_back, read_body
 from bass.ingest.forward import Forwarder
 from bass.ingest.gate import TelemetryGate
+from bass.metrics import INGEST_BUCKETS, Histogram
 from bass.store import telemetry
 from bass.store.db import Busy, Database
 from bass.store.logs import insert_logs
@@ -38,16 +40,46 @@ from bass.store.logs import insert_logs
 log = logging.getLogger("bass.ingest")
 
 JSON = "application/json"
-PROTOBUF = otlp_proto.PROTOBUF
+PROTOBUF = wire.PROTOBUF
+
+
+def _protobuf() -> Any:
+    """The protobuf decoders, loaded at the first OTLP/protobuf request (`wire` says
+    why)."""
+    from bass.ingest import otlp_proto
+
+    return otlp_proto
+
+
+def _protobuf_traces(body: bytes) -> otlp_json.Decoded:
+    return _protobuf().decode_traces(body)
+
+
+def _protobuf_logs(body: bytes) -> otlp_json.Decoded:
+    return _protobuf().decode_logs(body)
+
+
 DECODERS = {
     ("traces", JSON): otlp_json.decode_traces,
-    ("traces", PROTOBUF): otlp_proto.decode_traces,
+    ("traces", PROTOBUF): _protobuf_traces,
     ("logs", JSON): otlp_json.decode_logs,
-    ("logs", PROTOBUF): otlp_proto.decode_logs,
+    ("logs", PROTOBUF): _protobuf_logs,
 }
 STORE: dict[str, Callable[..., Any]] = {
     "traces": telemetry.insert_spans,
     "logs": insert_logs,
+}
+# how /metrics names an encoding (OTLP/gRPC's is "grpc"), and a request's answer
+ENCODINGS = {JSON: "json", PROTOBUF: "protobuf"}
+RESULTS = {
+    200: "accepted",
+    400: "malformed",
+    401: "unauthenticated",
+    403: "forbidden",
+    413: "too_large",
+    415: "unsupported",
+    499: "disconnected",  # gone before its body was read: never answered
+    503: "overloaded",
 }
 
 
@@ -58,6 +90,29 @@ class IngestStats:
     requests: Counter = field(default_factory=Counter)  # by "traces 200", "logs 400", …
     records: Counter = field(default_factory=Counter)  # spans, log records stored
     rejected: Counter = field(default_factory=Counter)  # records refused for bad ids
+    # the same by encoding ("json", "protobuf", "grpc"), for /metrics (bass.metrics)
+    by_answer: Counter = field(default_factory=Counter)  # (kind, encoding, result) → requests
+    stored_by: Counter = field(default_factory=Counter)  # (kind, encoding) → records
+    rejected_by: Counter = field(default_factory=Counter)  # (kind, encoding) → records
+    seconds_by: dict[tuple[str, str], Histogram] = field(default_factory=dict)  # → stored
+
+    def answered(self, kind: str, encoding: str, status: int) -> None:
+        """A request of `kind` in `encoding` was answered `status` (200: taken)."""
+        self.requests[f"{kind} {status}"] += 1
+        self.by_answer[kind, encoding, RESULTS.get(status, "other")] += 1
+
+    def took(self, kind: str, encoding: str, stored: int, rejected: int, since: float) -> None:
+        """A request was taken: `stored` records stored, `rejected` left out, `since`
+        its arrival (time.perf_counter())."""
+        self.answered(kind, encoding, 200)
+        self.records[kind] += stored
+        self.rejected[kind] += rejected
+        self.stored_by[kind, encoding] += stored
+        self.rejected_by[kind, encoding] += rejected
+        seconds = self.seconds_by.get((kind, encoding))
+        if seconds is None:
+            seconds = self.seconds_by[kind, encoding] = Histogram(INGEST_BUCKETS)
+        seconds.observe(time.perf_counter() - since)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,7 +163,9 @@ class Receiver:
     async def ingest(self, request: Request, kind: str) -> Response:
         """Receive one OTLP request of `kind` ("traces" or "logs"): decode, store,
         forward, tell of root spans, answer."""
+        arrived = time.perf_counter()
         encoding = content_type(request)
+        label = ENCODINGS.get(encoding, "other")
         try:
             decode = DECODERS.get((kind, encoding))
             if decode is None:
@@ -117,24 +174,31 @@ class Receiver:
                 )
             with self.budget.hold() as hold:  # everything held is given back on the way out
                 try:
-                    return await self._ingest(request, kind, encoding, decode, hold)
+                    return await self._ingest(request, kind, encoding, decode, hold, arrived)
                 except (HTTPException, ClientDisconnect) as e:
                     raise _bare(e) from None
         except HTTPException as e:  # answered by bass.errors, in the request's encoding
-            self.stats.requests[f"{kind} {e.status_code}"] += 1
+            self.stats.answered(kind, label, e.status_code)
             raise
         except ClientDisconnect:
+            self.stats.by_answer[kind, label, RESULTS[499]] += 1  # not on /api/status
             # Gone before its body was read: nobody to answer, and nothing for the error
             # log either (a client could fill it). 499, nginx's word for it, is never sent.
             log.debug("%s: the client hung up before its body was read", kind)
             return Response(status_code=499)
 
     async def _ingest(
-        self, request: Request, kind: str, encoding: str, decode: Callable, hold: Hold
+        self,
+        request: Request,
+        kind: str,
+        encoding: str,
+        decode: Callable,
+        hold: Hold,
+        arrived: float,
     ) -> Response:
         body = await read_body(request, self.max_body, hold)
         token = bearer_token(request.headers.get("authorization", ""))
-        decoded = await self.take(kind, body, encoding, decode, hold, token)
+        decoded = await self.take(kind, body, encoding, decode, hold, token, arrived=arrived)
         return _answer(kind, encoding, decoded)
 
     async def take(
@@ -145,12 +209,17 @@ class Receiver:
         decode: Callable[[bytes], otlp_json.Decoded],
         hold: Hold,
         bearer: str | None,
+        *,
+        via: str | None = None,
+        arrived: float | None = None,
     ) -> otlp_json.Decoded:
         """Take one received OTLP request of `kind`, whatever carried it (OTLP/HTTP
         here, OTLP/gRPC in bass.ingest.grpc): decode it off the event loop, leave out
         what the gate refuses, store the rest all or nothing, forward, tell of root
         spans; returns what was decoded (its counts make the answer). Refusals are
-        HTTPExceptions with the status OTLP/HTTP answers (400, 401, 413, 503)."""
+        HTTPExceptions with the status OTLP/HTTP answers (400, 401, 413, 503). Counted
+        as `via` (default: its encoding's name), since `arrived` (time.perf_counter())."""
+        arrived = time.perf_counter() if arrived is None else arrived
         async with self.decode_slots:
             decoded = await to_thread.run_sync(self._decode, decode, body, encoding, hold)
         rows = decoded.spans if kind == "traces" else decoded.logs
@@ -168,9 +237,8 @@ class Receiver:
             raise HTTPException(
                 503, "the store is busy, retry later", {"Retry-After": "1"}
             ) from None
-        self.stats.requests[f"{kind} 200"] += 1
-        self.stats.records[kind] += len(rows)
-        self.stats.rejected[kind] += decoded.rejected
+        label = via or ENCODINGS.get(encoding, "other")
+        self.stats.took(kind, label, len(rows), decoded.rejected, arrived)
         # the body goes on as it was received: only when all of it was taken
         for forwarder in () if refused else self.forwarders.get(kind, ()):
             forwarder.offer(body, encoding, len(rows))
@@ -244,7 +312,8 @@ def content_type(request: Request) -> str:
 
 def _answer(kind: str, encoding: str, decoded: otlp_json.Decoded) -> Response:
     if encoding == PROTOBUF:
-        answer = otlp_proto.traces_response if kind == "traces" else otlp_proto.logs_response
+        proto = _protobuf()
+        answer = proto.traces_response if kind == "traces" else proto.logs_response
         return Response(answer(decoded), media_type=PROTOBUF)
     if not decoded.rejected:
         return Response(b"{}", media_type=JSON)

@@ -238,6 +238,18 @@ def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
     return {r["state"]: r["n"] for r in rows}
 
 
+def waiting_and_running(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """How many builds of each pipeline are queued and running: rows of `pipeline`,
+    `state`, `n`. Read from the partial indexes of queued and running builds (`+pipeline`
+    keeps SQLite from walking an index of every build for the grouping instead)."""
+    return conn.execute(
+        "SELECT pipeline, state, COUNT(*) AS n FROM builds WHERE state = 'queued' "
+        "GROUP BY +pipeline UNION ALL "
+        "SELECT pipeline, state, COUNT(*) AS n FROM builds WHERE state = 'running' "
+        "GROUP BY +pipeline"
+    ).fetchall()
+
+
 def get(conn: sqlite3.Connection, build_id: int) -> dict[str, Any] | None:
     return _decode(conn.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
 

@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from markupsafe import Markup, escape
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.templating import Jinja2Templates
 
 from bass import ansi, states
 from bass.auth import CSRF_COOKIE, same_secret
@@ -23,11 +22,29 @@ from bass.refs import redact_url, valid_changed_ref
 from bass.store.builds import Source, state_counts
 from bass.ui import steps
 
+if TYPE_CHECKING:
+    from starlette.templating import Jinja2Templates
+
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 FRAGMENT_HEADER = "x-bass-fragment"  # bass.js asks for a page's live part with it
 
 
-def templates() -> Jinja2Templates:
+class Templates:
+    """The dashboard's templates, loaded at the first page rendered: jinja2 is over a
+    megabyte of an idle server that only workers and builds talk to."""
+
+    def __init__(self) -> None:
+        self._jinja: Jinja2Templates | None = None
+
+    def TemplateResponse(self, *args: Any, **kwargs: Any) -> Response:  # noqa: N802
+        if self._jinja is None:
+            self._jinja = _jinja()
+        return self._jinja.TemplateResponse(*args, **kwargs)
+
+
+def _jinja() -> Jinja2Templates:
+    from starlette.templating import Jinja2Templates
+
     t = Jinja2Templates(directory=str(PACKAGE_DIR / "templates"))
     t.env.globals["duration"] = steps.duration
     t.env.globals["states"] = states
