@@ -10,12 +10,9 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 from bass import config as config_files
-from bass import states
+from bass import logfmt, states
 from bass.config import Settings
 
 log = logging.getLogger("bass")
@@ -205,6 +202,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--log-level", default=d.log_level, help="debug, info, warning (default %(default)s)"
     )
+    _log_format_flag(p)
 
 
 def _worker_parser(sub: argparse._SubParsersAction) -> None:
@@ -229,6 +227,16 @@ def _worker_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="worker name shown on builds (default host-pid)")
     p.add_argument(
         "--log-level", default=DEFAULTS.log_level, help="debug, info, warning (default %(default)s)"
+    )
+    _log_format_flag(p)
+
+
+def _log_format_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=logfmt.FORMATS,
+        default=logfmt.DEFAULT_FORMAT,
+        help="text, or json: one JSON object a line, for log shippers (default %(default)s)",
     )
 
 
@@ -285,15 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     _demo_parser(sub)
     arguments = sys.argv[1:] if argv is None else list(argv)
     if not arguments or arguments[0] not in ("serve", "worker", "run", "demo"):
-        # `bass user` (or help, or a mistake): its module imports bass.auth, whose import
-        # makes an scrypt hash (~50 ms, 16 MiB) that a worker or `bass run` never needs
-        from bass import users_cli
+        # `bass user`, `backup`, `restore`, `db` (or help, or a mistake): their modules
+        # (bass.auth's hashing, the store's) are nothing a worker or `bass run` needs
+        from bass import ops_cli, users_cli
 
         users_cli.add_parser(sub)
+        ops_cli.add_parsers(sub)
     args = parser.parse_args(arguments)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "info").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    logfmt.setup(
+        getattr(args, "log_level", "info"), getattr(args, "log_format", logfmt.DEFAULT_FORMAT)
     )
     if args.command == "serve":
         return serve(args)
@@ -305,6 +313,10 @@ def main(argv: list[str] | None = None) -> int:
         from bass import users_cli
 
         return users_cli.main(args)
+    if args.command in ("backup", "restore", "db"):
+        from bass import ops_cli
+
+        return ops_cli.main(args)
     from bass.demo import demo
 
     return demo(args)
@@ -416,6 +428,9 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import urllib.error  # here, not at the top: a worker never needs urllib (its memory)
+    import urllib.parse
+
     server = args.server.rstrip("/")
     query = {"pipeline": args.pipeline}
     if args.changed_refs:
@@ -453,6 +468,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _request(method: str, url: str, token: str | None = None) -> dict:
+    import urllib.request
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(url, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bass import states
+from bass import logfmt, states
 from bass.config import PIPELINE_NAME, Config
 from bass.store import builds, telemetry
 from bass.store.builds import Source
@@ -142,7 +142,8 @@ class Orchestrator:
         build = await self.db.awrite(queue)
         if build is None:
             raise Duplicate(delivery)
-        log.info("%s #%d queued (%s)", pipeline, build["number"], trigger)
+        with logfmt.about(build):
+            log.info("%s #%d queued (%s)", pipeline, build["number"], trigger)
         # a rerun repeats an older commit: it never cancels the branch's newer builds
         if config.get("cancel-superseded") and source.branch and rerun_of is None:
             await self._supersede(build)
@@ -219,7 +220,8 @@ class Orchestrator:
                 },
             )
             if build is not None:
-                log.info("%s #%d claimed by %s", build["pipeline"], build["number"], worker)
+                with logfmt.about(build):
+                    log.info("%s #%d claimed by %s", build["pipeline"], build["number"], worker)
                 build["job-token"] = token  # handed out once, never stored
                 return build
             if not await self._wait_for_queue(changed, deadline, gone):
@@ -312,7 +314,8 @@ class Orchestrator:
             message = f"worker {build['worker']} lost: no heartbeat for {self.lease_seconds:g} s"
             done = await self._finish(build["id"], states.ERROR, message)
             if done is not None:
-                log.warning("%s #%d: %s", build["pipeline"], build["number"], message)
+                with logfmt.about(build):
+                    log.warning("%s #%d: %s", build["pipeline"], build["number"], message)
                 ended.append(done)
         return ended
 
@@ -368,12 +371,13 @@ class Orchestrator:
         if build is None:
             return None
         self._wake_workers()  # a pipeline with a concurrency limit may have a free slot
-        log.info("%s #%d %s", build["pipeline"], build["number"], status)
-        for callback in self.on_finished:
-            try:
-                await callback(build)
-            except Exception:  # one subscriber failing must not keep the others from hearing
-                log.exception("after %s #%d finished", build["pipeline"], build["number"])
+        with logfmt.about(build):  # the subscribers' lines (notifications) are about it too
+            log.info("%s #%d %s", build["pipeline"], build["number"], status)
+            for callback in self.on_finished:
+                try:
+                    await callback(build)
+                except Exception:  # one subscriber failing must not keep the others from hearing
+                    log.exception("after %s #%d finished", build["pipeline"], build["number"])
         return build
 
     def _wake_workers(self) -> None:

@@ -38,6 +38,7 @@ def run_server(settings: Settings) -> int:
             host=settings.host,
             port=settings.port,
             log_level="warning",
+            log_config=None,  # its lines go through bass's handler (bass.logfmt)
             lifespan="on",
             timeout_graceful_shutdown=2,  # uploads still open then are cut
             # X-Forwarded-For/-Proto are believed only from the proxies named

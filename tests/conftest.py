@@ -182,6 +182,7 @@ class WorkerProcess:
         tags: str = "",
         key: str | None = None,
         name: str | None = None,
+        extra: list[str] | None = None,
     ):
         env = {**os.environ}
         env.pop("BASS_API_KEY", None)
@@ -192,7 +193,7 @@ class WorkerProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bass", "worker", "--dequeue-endpoint",
              f"{server.url}/dequeue", "--workspace-root", str(workspace), "--tags", tags,
-             *(["--name", name] if name else [])],
+             *(["--name", name] if name else []), *(extra or [])],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
 

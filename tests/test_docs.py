@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bass import cli, users_cli
+from bass import cli, ops_cli, users_cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-SUBCOMMANDS = ("serve", "worker", "run", "demo", "user")
+SUBCOMMANDS = ("serve", "worker", "run", "demo", "user", "backup", "restore", "db check")
+# commands documented together, under the first one's heading
+SECTIONS = {"restore": "backup", "db check": "backup"}
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
@@ -27,12 +29,13 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         users_cli.add_parser,
     ):
         add(sub)
-    return dict(sub.choices)
+    commands = ops_cli.add_parsers(sub)  # `db check` is a parser below `db`
+    return {**sub.choices, **commands}
 
 
 def _table_rows(command: str) -> dict[str, str]:
     """The flag table of README's `### \\`bass COMMAND\\`` section: flag → default cell."""
-    heading = f"### `bass {command}`"
+    heading = f"### `bass {SECTIONS.get(command, command)}`"
     assert heading in README, f"README has no section {heading}"
     section = README.split(heading, 1)[1].split("\n#", 1)[0]
     rows = {}
@@ -75,7 +78,14 @@ def test_every_flag_is_in_its_readme_table_with_its_default(command: str) -> Non
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_every_flag_in_readme_exists(command: str) -> None:
-    known = {f for a in _parsers()[command]._actions for f in a.option_strings}
+    section = SECTIONS.get(command, command)
+    known = {
+        f
+        for name, parser in _parsers().items()
+        if SECTIONS.get(name, name) == section
+        for a in parser._actions
+        for f in a.option_strings
+    }
     stale = sorted(set(_table_rows(command)) - known)
     assert not stale, f"README documents flags bass {command} does not have: {stale}"
 
