@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -59,24 +61,59 @@ def kill_tree(proc: subprocess.Popen, grace: float) -> None:
     proc.wait()
 
 
+# what a Python interpreter is called: an entry `python3 job.py` can start warm
+PYTHON = re.compile(r"python[0-9.]*")
+
+
+def warm_python(argv: list[str], env: dict[str, str], workdir: Path) -> str | None:
+    """The interpreter of a Python entry (`python3 SCRIPT ARGS`, the interpreter found
+    on the entry's PATH or named by its full path, outside the workspace) that can start
+    in the entry's environment before the checkout (launch.py: `warm`); else None. Not
+    with a relative PYTHONPATH, which would mean another directory at that start."""
+    if len(argv) < 2 or argv[1].startswith("-") or not PYTHON.fullmatch(Path(argv[0]).name):
+        return None
+    if "/" in argv[0] and not os.path.isabs(argv[0]):
+        return None
+    if any(not os.path.isabs(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p):
+        return None
+    found = shutil.which(argv[0], path=env.get("PATH", os.defpath))
+    if found is None or Path(os.path.abspath(found)).is_relative_to(workdir):
+        return None
+    try:  # a program, not a script in front of one (pyenv's shims change the environment)
+        with open(found, "rb") as program:
+            if program.read(4) != b"\x7fELF":
+                return None
+    except OSError:
+        return None
+    return found
+
+
 class Launcher:
     """The process that becomes a build's entry (`launch.py`), started ahead of it: its
     interpreter starts while the checkout runs. `start` hands it the entry; `discard`
-    lets it go when the entry is not run after all."""
+    lets it go when the entry is not run after all. With `python` (see `warm_python`)
+    and the entry's environment, the entry's own interpreter starts, and runs a Python
+    entry itself."""
 
-    def __init__(self) -> None:
+    def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
         status_r, status_w = os.pipe()
         command_r, command_w = os.pipe()
+        ours = [str(os.getpid()), str(status_w), str(command_r)]
+        if python is None:
+            argv = [sys.executable, "-I", "-S", launch.__file__, *ours]
+        else:
+            argv = [python, launch.__file__, "warm", *ours]
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", launch.__file__,
-                 str(os.getpid()), str(status_w), str(command_r)],
+                argv,
+                cwd="/",  # nothing of the workspace, which the checkout changes meanwhile
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 pass_fds=(status_w, command_r),
-            )  # fmt: skip
+            )
         except BaseException:
             for fd in (status_r, command_w):
                 os.close(fd)

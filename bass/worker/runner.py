@@ -24,7 +24,7 @@ from typing import Any
 
 import bass
 import bass_builder
-from bass import states
+from bass import logfmt, states
 from bass.refs import redact_urls, url_credentials
 from bass.worker import api, changes, checkout, cleanup, procs, runs
 from bass.worker.procs import run_streaming
@@ -114,14 +114,17 @@ class Worker:
         running, before a checkout reuses the workspace (we hold its lock)."""
         for record, killed, left in self.guard.reap_leftovers():
             build = f"{record.get('pipeline', '?')} #{record.get('number', '?')}"
-            log.warning(
-                "worker %s: %d process(es) left running by %s (run %s) killed%s",
-                self.name,
-                killed,
-                build,
-                record["run-id"],
-                f"; {len(left)} would not die: {left}" if left else "",
-            )
+            dead = {"name": record.get("pipeline", "?"), "number": record.get("number"),
+                    "id": record.get("job")}  # fmt: skip
+            with logfmt.about_job(dead):
+                log.warning(
+                    "worker %s: %d process(es) left running by %s (run %s) killed%s",
+                    self.name,
+                    killed,
+                    build,
+                    record["run-id"],
+                    f"; {len(left)} would not die: {left}" if left else "",
+                )
 
     def _loop(self) -> None:
         backoff = Backoff(0.5, 10.0)
@@ -172,6 +175,10 @@ class Worker:
 
     def run_job(self, job: dict[str, Any]) -> str:
         """Run one job to its end; returns its status. Never raises."""
+        with logfmt.about_job(job):  # every line logged meanwhile is about this build
+            return self._run_job(job)
+
+    def _run_job(self, job: dict[str, Any]) -> str:
         otel = job["otel"]
         label = f"{job['name']} #{job.get('number', '?')}"
         log.info("%s: starting", label)
@@ -199,19 +206,14 @@ class Worker:
             },
         )
         heartbeat = api.Heartbeat(self._job_post(job), job)
-        heartbeat.start()
+        logfmt.start_in_context(heartbeat)  # its lines are about this build too
         status, message = states.ERROR, None
-        launcher = None
         try:
-            # the process that becomes the entry starts now, while the checkout runs
-            launcher = procs.Launcher() if cleanup.SUPPORTED else None
-            status, message = self._build(job, telemetry, root, heartbeat, launcher)
+            status, message = self._build(job, telemetry, root, heartbeat)
         except Exception as e:  # the worker must outlive any one build
             log.exception("%s: worker error", label)
             status, message = states.ERROR, f"worker error: {e}"
         finally:
-            if launcher is not None:
-                launcher.discard()  # unless the entry ran
             heartbeat.stop()
             if message:
                 telemetry.log(root, message, "stderr")
@@ -247,7 +249,41 @@ class Worker:
         telemetry: bass_builder.Reporter,
         root: Any,
         heartbeat: api.Heartbeat,
-        launcher: procs.Launcher | None = None,
+    ) -> tuple[str, str | None]:
+        pipeline = job["pipeline"]
+        workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
+        changeset = self.workspace_root / ".bass" / f"changeset-{job.get('id', os.getpid())}"
+        argv = self._argv(job, workdir, changeset)
+        record = {"pipeline": job["name"], "number": job.get("number"), "job": job.get("id")}
+        # the run (its marker in every process's environment) ends with everything it
+        # started killed, whether the entry left something behind or not
+        with self.guard.run(record) as run:
+            # the entry's environment but for its commit, which the checkout tells
+            env = self._environment(job, workdir, "", changeset, run.id)
+            # the process that becomes the entry starts now, while the checkout runs
+            launcher = _launcher(argv, env, workdir)
+            try:
+                status = self._check_out_and_run(
+                    job, telemetry, root, heartbeat, argv, env, changeset, run, launcher
+                )
+            finally:
+                if launcher is not None:
+                    launcher.discard()  # unless the entry ran
+        if run.record.get("killed"):
+            log.info("%s: %d process(es) it left running killed", job["name"], run.record["killed"])
+        return status
+
+    def _check_out_and_run(
+        self,
+        job: dict[str, Any],
+        telemetry: bass_builder.Reporter,
+        root: Any,
+        heartbeat: api.Heartbeat,
+        argv: list[str],
+        env: dict[str, str],
+        changeset: Path,
+        run: runs.Run,
+        launcher: procs.Launcher | None,
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
@@ -265,34 +301,22 @@ class Worker:
             telemetry.end_span(step, states.ERROR, str(e))
             return states.ERROR, f"checkout failed: {e}"
         telemetry.end_span(step, states.OK, "", wanted.attributes(commit))
+        env["BASS_COMMIT"] = commit
 
         cwd = (workdir / pipeline.get("cwd", ".")).resolve()
         if not cwd.is_relative_to(workdir) or not cwd.is_dir():
             return states.ERROR, f"cwd {pipeline.get('cwd')!r} is not a directory in the repository"
-        changeset = self.workspace_root / ".bass" / f"changeset-{job.get('id', os.getpid())}"
         changeset.parent.mkdir(parents=True, exist_ok=True)
         changeset.write_text("".join(p + "\n" for p in changed), encoding="utf-8")
         try:
-            return self._run_entry(
-                job, telemetry, root, heartbeat, workdir, cwd, commit, changeset, launcher
-            )
+            return self._run_entry(job, telemetry, root, heartbeat, argv, cwd, env, run, launcher)
         finally:
             changeset.unlink(missing_ok=True)
 
-    def _run_entry(
-        self,
-        job: dict[str, Any],
-        telemetry: bass_builder.Reporter,
-        root: Any,
-        heartbeat: api.Heartbeat,
-        workdir: Path,
-        cwd: Path,
-        commit: str,
-        changeset: Path,
-        launcher: procs.Launcher | None = None,
-    ) -> tuple[str, str | None]:
+    def _argv(self, job: dict[str, Any], workdir: Path, changeset: Path) -> list[str]:
+        """The build entry's command line: the pipeline's `exec` and the standard
+        arguments (docs/contracts.md)."""
         otel = job["otel"]
-        pipeline = job["pipeline"]
         standard = [
             "--service-name", otel["service-name"],
             "--trace-id", otel["trace-id"],
@@ -302,11 +326,24 @@ class Worker:
             "--changeset", str(changeset),
             "--root", str(workdir),
         ]  # fmt: skip
-        entry = pipeline["exec"]
+        entry = job["pipeline"]["exec"]
         if isinstance(entry, str):  # a shell command; the arguments follow as "$@"
-            argv = ["/bin/sh", "-c", entry + ' "$@"', "sh", *standard]
-        else:
-            argv = [*entry, *standard]
+            return ["/bin/sh", "-c", entry + ' "$@"', "sh", *standard]
+        return [*entry, *standard]
+
+    def _run_entry(
+        self,
+        job: dict[str, Any],
+        telemetry: bass_builder.Reporter,
+        root: Any,
+        heartbeat: api.Heartbeat,
+        argv: list[str],
+        cwd: Path,
+        env: dict[str, str],
+        run: runs.Run,
+        launcher: procs.Launcher | None,
+    ) -> tuple[str, str | None]:
+        pipeline = job["pipeline"]
         timeout = pipeline.get("timeout")
         deadline = time.monotonic() + timeout if timeout else None
 
@@ -319,28 +356,23 @@ class Worker:
                 return f"timeout: the build ran longer than {timeout:g} s"
             return None
 
+        entry = pipeline["exec"]
         telemetry.log(root, f"$ {' '.join(entry if isinstance(entry, list) else [entry])}")
-        record = {"pipeline": job["name"], "number": job.get("number"), "job": job.get("id")}
-        # the run (its marker in every process's environment) ends with everything it
-        # started killed, whether the entry left something behind or not
-        with self.guard.run(record) as run:
-            try:
-                code, reason = run_streaming(
-                    argv,
-                    cwd=cwd,
-                    env=self._environment(job, workdir, commit, changeset, run.id),
-                    on_line=lambda stream, line: telemetry.log(root, line, stream),
-                    stop_reason=stop_reason,
-                    grace=self.kill_grace,
-                    mask=telemetry.mask,
-                    longest_secret=max(map(len, telemetry.mask.values), default=0),
-                    on_start=run.entry_started,
-                    launcher=launcher,
-                )
-            except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
-                return states.ERROR, f"build entry cannot be run: {e}"
-        if run.record.get("killed"):
-            log.info("%s: %d process(es) it left running killed", job["name"], run.record["killed"])
+        try:
+            code, reason = run_streaming(
+                argv,
+                cwd=cwd,
+                env=env,
+                on_line=lambda stream, line: telemetry.log(root, line, stream),
+                stop_reason=stop_reason,
+                grace=self.kill_grace,
+                mask=telemetry.mask,
+                longest_secret=max(map(len, telemetry.mask.values), default=0),
+                on_start=run.entry_started,
+                launcher=launcher,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
+            return states.ERROR, f"build entry cannot be run: {e}"
         if reason is not None:
             return reason.split(":")[0], reason
         status = states.status_of_exit_code(code)
@@ -411,6 +443,20 @@ class Worker:
 
     def _report(self, job: dict[str, Any], status: str, message: str | None) -> None:
         api.report(self._job_post(job), job, status, message, retry=not self.stop.is_set())
+
+
+def _launcher(argv: list[str], env: dict[str, str], workdir: Path) -> procs.Launcher | None:
+    """The entry's launcher, started ahead (Linux): a Python entry's own interpreter,
+    warm, where it can be (procs.warm_python), else the plain launcher."""
+    if not cleanup.SUPPORTED:
+        return None
+    python = procs.warm_python(argv, env, workdir)
+    if python is not None:
+        try:
+            return procs.Launcher(python, env)
+        except OSError as e:  # it cannot be started after all: the entry will say why
+            log.debug("the entry's interpreter %s did not start ahead: %s", python, e)
+    return procs.Launcher()
 
 
 def _install(source: Path, target: Path) -> None:
