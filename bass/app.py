@@ -201,7 +201,11 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static"),
     ]
     guard = Middleware(
-        Guard, allowed_hosts=allowed_hosts(settings), people=people, public_url=public
+        Guard,
+        allowed_hosts=allowed_hosts(settings),
+        people=people,
+        public_url=public,
+        local_only=settings.loopback_only(),
     )
     return Starlette(
         routes=routes,

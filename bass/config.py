@@ -120,7 +120,10 @@ class Settings:
         return f"{self.db}.key"
 
     def loopback_only(self) -> bool:
-        """Whether only this machine can reach the server (its bind address)."""
+        """Whether only this machine can reach the server: bound to loopback, and no
+        proxy in front (`--forwarded-allow-ips`: the proxy lets other machines in)."""
+        if self.forwarded_allow_ips:
+            return False
         host = self.host.strip("[]")
         if host == "localhost":
             return True

@@ -42,6 +42,8 @@ OPEN_PATHS = ("/login", "/favicon.ico")
 # Read by scripts and scrapers with a person's API token: refused with 401, not sent to
 # the login page (a scraper follows no redirect to a form).
 MACHINE_READ = ("/pipelines", "/metrics")
+# what a reverse proxy adds to the requests it forwards (nginx, Caddy, Apache, HAProxy)
+FORWARDED_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -79,8 +81,12 @@ class Guard:
         allowed_hosts: set[str],
         people: auth.People,
         public_url: SplitResult | None = None,
+        local_only: bool = False,
     ) -> None:
         self.app = app
+        # serving this machine alone (loopback, no --forwarded-allow-ips): a request a
+        # proxy forwarded comes from elsewhere, yet would look like this machine's
+        self.local_only = local_only
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.people = people
         self.public_url = public_url
@@ -131,6 +137,12 @@ class Guard:
             return HTTPException(400, f"unknown host {host!r}: see --allowed-host")
         if request.method not in SAFE_METHODS and not same_origin(request, self.public_url):
             return HTTPException(403, "cross-site request refused")
+        if self.local_only and any(h in request.headers for h in FORWARDED_HEADERS):
+            return HTTPException(
+                403,
+                "forwarded by a proxy to a bass serving this machine alone: behind a proxy, "
+                "run bass serve with --forwarded-allow-ips, a users file and worker keys",
+            )
         path = request.url.path
         if not self.people.login_required:
             return None

@@ -4,10 +4,13 @@ origin or a rebound DNS name would make them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bass.config import Config, Settings
+from bass.server import refuse_an_open_network
 from tests.unit.conftest import App
 from tests.unit.helpers import KEY, as_body, span, traces_payload
 
@@ -141,3 +144,30 @@ def test_a_password_in_a_repository_url_is_never_on_a_page(make_app: Any) -> Non
         text = app.client.get(path).text
         assert "hunter2-secret" not in text, path
     assert "ci:***@git.example.com" in app.client.get("/pipelines/demo").text
+
+
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_a_proxied_request_to_a_bass_serving_this_machine_alone_is_refused(
+    app: App, header: str
+) -> None:
+    """Bound to loopback with no proxy declared, every request looks like this machine's
+    own: one a proxy forwarded from elsewhere must not pass as such (no login, no worker
+    key, no telemetry token)."""
+    value = "for=203.0.113.7" if header == "Forwarded" else "203.0.113.7"
+    for method, path in [("GET", "/"), ("POST", "/dequeue"), ("POST", "/v1/traces")]:
+        response = app.client.request(method, path, headers={header: value})
+        assert response.status_code == 403, (method, path)
+        assert "--forwarded-allow-ips" in response.text
+    assert app.client.get("/").status_code == 200  # the machine's own requests pass
+
+
+def test_a_declared_proxy_means_a_network_server(tmp_path: Path) -> None:
+    """--forwarded-allow-ips: other machines come in through the proxy, so bass asks for
+    people and worker keys as on a network address."""
+    behind = Settings(host="127.0.0.1", forwarded_allow_ips="127.0.0.1")
+    assert not behind.loopback_only()
+    assert Settings(host="127.0.0.1").loopback_only()
+    behind.users_file = str(tmp_path / "users.json")
+    behind.config = Config(pipelines={}, env={}, worker_keys=[])
+    with pytest.raises(ValueError, match="users file.*worker keys"):
+        refuse_an_open_network(behind)
