@@ -1,4 +1,4 @@
-"""The `bass` command: serve, worker, run, demo."""
+"""The `bass` command: serve, worker, run, demo, watch."""
 
 from __future__ import annotations
 
@@ -252,6 +252,70 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--wait", action="store_true", help="wait for the build to end; exit 0 only if it is ok"
     )
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="run the pipeline's build entry here, in this working copy, as a worker "
+        "would (no queue, no worker); exit with the build's status",
+    )
+    p.add_argument(
+        "--since", default=None, help="--local: the changeset is git diff --name-only REF"
+    )
+    _local_flags(p)
+
+
+def _local_flags(p: argparse.ArgumentParser) -> None:
+    """What `bass run --local` and `bass watch` read as `bass serve` would."""
+    p.add_argument(
+        "-f",
+        "--pipelines-file",
+        default=DEFAULTS.pipelines_file,
+        help="the pipelines, for --local and watch (default %(default)s)",
+    )
+    p.add_argument(
+        "-e",
+        "--env-file",
+        default=DEFAULTS.env_file,
+        help="variables handed to the build entry, for --local and watch (default %(default)s)",
+    )
+    p.add_argument(
+        "--offline", action="store_true", help="report to no bass serve (--local, watch)"
+    )
+
+
+def _watch_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "watch",
+        help="run the build entry here, and again with the changed paths at every edit",
+    )
+    p.add_argument(
+        "entry",
+        nargs="*",
+        metavar="ENTRY",
+        help="the build entry's command (default: the pipelines file's pipeline, else job.py)",
+    )
+    p.add_argument(
+        "--pipeline",
+        default=None,
+        help="which pipeline of the pipelines file; the builds' pipeline on the dashboard "
+        "(default: the file's only one, else the working copy's name)",
+    )
+    p.add_argument(
+        "--since", default=None, help="the first run's changeset: git diff --name-only REF"
+    )
+    p.add_argument(
+        "--server",
+        default=None,
+        help="the bass serve each run is a local build on (default: this machine's, if "
+        "one answers)",
+    )
+    p.add_argument(
+        "--debounce",
+        type=int,
+        default=300,
+        help="milliseconds edits may keep coming before a run starts (default %(default)s)",
+    )
+    _local_flags(p)
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -291,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     _worker_parser(sub)
     _run_parser(sub)
     _demo_parser(sub)
+    _watch_parser(sub)
     arguments = sys.argv[1:] if argv is None else list(argv)
-    if not arguments or arguments[0] not in ("serve", "worker", "run", "demo"):
+    if not arguments or arguments[0] not in ("serve", "worker", "run", "demo", "watch"):
         # `bass user`, `backup`, `restore`, `db` (or help, or a mistake): their modules
         # (bass.auth's hashing, the store's) are nothing a worker or `bass run` needs
         from bass import ops_cli, users_cli
@@ -308,7 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         return worker(args)
     if args.command == "run":
+        if args.local:  # its modules (the worker's entry, git) only for a local run
+            from bass import run_local
+
+            return run_local.main(args)
         return run(args)
+    if args.command == "watch":
+        from bass import watch  # watchfiles and the local run: nothing a worker needs
+
+        return watch.main(args)
     if args.command == "user":
         from bass import users_cli
 

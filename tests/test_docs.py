@@ -13,7 +13,7 @@ import pytest
 from bass import cli, ops_cli, users_cli
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-SUBCOMMANDS = ("serve", "worker", "run", "demo", "user", "backup", "restore", "db check")
+SUBCOMMANDS = ("serve", "worker", "run", "demo", "watch", "user", "backup", "restore", "db check")
 # commands documented together, under the first one's heading
 SECTIONS = {"restore": "backup", "db check": "backup"}
 
@@ -26,6 +26,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
         cli._worker_parser,
         cli._run_parser,
         cli._demo_parser,
+        cli._watch_parser,
         users_cli.add_parser,
     ):
         add(sub)

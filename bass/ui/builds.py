@@ -14,6 +14,8 @@ from bass import ansi, states
 from bass.store import builds, logs, telemetry
 from bass.ui import failure, line_json, render, steps, waterfall
 
+HEX = frozenset("0123456789abcdef")
+
 OPEN = (*states.FAILURES, states.RUNNING)  # steps shown opened
 SUMMARY_LINES = 2_000  # the last lines of a failed step its failure is looked for in
 SEED_LINES = 80  # lines of an opened step the page carries, so its viewer shows them at once
@@ -93,8 +95,18 @@ async def build(request: Request) -> Response:
         "opened": opened,
         "failure": failed,
         "active": build["state"] in states.ACTIVE,
+        "previous_trace": _previous_trace(root),
     }
     return render(request, "build.html", "_build.html", context)
+
+
+def _previous_trace(root: dict[str, Any] | None) -> str | None:
+    """The trace of the run before this one (`bass watch` names it on its root span),
+    when it is a trace id: a link to it goes to that build."""
+    value = root["attributes"].get("bass.previous_trace_id") if root else None
+    if isinstance(value, str) and len(value) == 32 and all(c in HEX for c in value):
+        return value
+    return None
 
 
 async def timeline(request: Request) -> Response:

@@ -314,22 +314,7 @@ class Worker:
             changeset.unlink(missing_ok=True)
 
     def _argv(self, job: dict[str, Any], workdir: Path, changeset: Path) -> list[str]:
-        """The build entry's command line: the pipeline's `exec` and the standard
-        arguments (docs/contracts.md)."""
-        otel = job["otel"]
-        standard = [
-            "--service-name", otel["service-name"],
-            "--trace-id", otel["trace-id"],
-            "--root-span-id", otel["root-span-id"],
-            "--traces-endpoint", otel["traces-endpoint"],
-            "--logs-endpoint", otel["logs-endpoint"],
-            "--changeset", str(changeset),
-            "--root", str(workdir),
-        ]  # fmt: skip
-        entry = job["pipeline"]["exec"]
-        if isinstance(entry, str):  # a shell command; the arguments follow as "$@"
-            return ["/bin/sh", "-c", entry + ' "$@"', "sh", *standard]
-        return [*entry, *standard]
+        return entry_argv(job, workdir, changeset)
 
     def _run_entry(
         self,
@@ -383,53 +368,10 @@ class Worker:
     def _environment(
         self, job: dict[str, Any], workdir: Path, commit: str, changeset: Path, run_id: str
     ) -> dict[str, str]:
-        otel = job["otel"]
-        wanted = checkout.Wanted.from_job(job)
-        env = {k: v for k, v in os.environ.items() if k != "BASS_API_KEY"}
-        env.update(job.get("env") or {})
-        shim = self._python_shim()
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), env.get("PYTHONPATH")) if p)
-        env.update(
-            {
-                "BASS_PIPELINE": job["name"],
-                "BASS_BUILD_NUMBER": str(job.get("number", "")),
-                "BASS_JOB_ID": str(job.get("id", "")),
-                "BASS_TRACE_ID": otel["trace-id"],
-                "BASS_ROOT_SPAN_ID": otel["root-span-id"],
-                "BASS_WORKSPACE": str(workdir),
-                "BASS_COMMIT": commit,
-                "BASS_REF": wanted.asked_ref or "",  # what was asked: the job's, or the pipeline's
-                "BASS_BRANCH": wanted.branch or "",
-                "BASS_TAG": wanted.tag or "",
-                "BASS_CHANGESET": str(changeset),
-                "BASS_BUILD_URL": job.get("build-url", ""),
-                "BASS_SECRET_NAMES": ",".join(sorted(job.get("env") or {})),
-                # what cleanup.sweep finds every process of this build by (cleanup.MARKER)
-                "BASS_RUN_ID": cleanup.marker_value(run_id, os.environ),
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otel["traces-endpoint"],
-                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": otel["logs-endpoint"],
-                "OTEL_SERVICE_NAME": otel["service-name"],
-                # OTLP/HTTP URLs: an SDK used by the entry itself must not try gRPC there
-                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
-                "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
-                "OTEL_EXPORTER_OTLP_HEADERS": api.otlp_headers(
-                    env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), job.get("job-token")
-                ),
-                "TRACEPARENT": f"00-{otel['trace-id']}-{otel['root-span-id']}-01",
-            }
-        )
-        return env
+        return entry_environment(job, workdir, commit, changeset, run_id, self._python_shim())
 
     def _python_shim(self) -> Path:
-        """A directory with the builder as `bass`, put first on the build's PYTHONPATH,
-        so `from bass import build` works in any Python the entry runs with."""
-        shim = self.workspace_root / ".bass" / "python"
-        (shim / "bass").mkdir(parents=True, exist_ok=True)
-        _install(Path(bass_builder.__file__), shim / "bass_builder.py")
-        # bass's own __init__ is the shim: it imports the builder and nothing else
-        _install(Path(bass.__file__), shim / "bass" / "__init__.py")
-        return shim
+        return python_shim(self.workspace_root / ".bass" / "python")
 
     # -- talking to the orchestrator --------------------------------------------------
 
@@ -443,6 +385,78 @@ class Worker:
 
     def _report(self, job: dict[str, Any], status: str, message: str | None) -> None:
         api.report(self._job_post(job), job, status, message, retry=not self.stop.is_set())
+
+
+def entry_argv(job: dict[str, Any], workdir: Path, changeset: Path) -> list[str]:
+    """The build entry's command line: the pipeline's `exec` and the standard arguments
+    (docs/contracts.md, "Build entry"). `bass run --local` and `bass watch` run the same."""
+    otel = job["otel"]
+    standard = [
+        "--service-name", otel["service-name"],
+        "--trace-id", otel["trace-id"],
+        "--root-span-id", otel["root-span-id"],
+        "--traces-endpoint", otel["traces-endpoint"],
+        "--logs-endpoint", otel["logs-endpoint"],
+        "--changeset", str(changeset),
+        "--root", str(workdir),
+    ]  # fmt: skip
+    entry = job["pipeline"]["exec"]
+    if isinstance(entry, str):  # a shell command; the arguments follow as "$@"
+        return ["/bin/sh", "-c", entry + ' "$@"', "sh", *standard]
+    return [*entry, *standard]
+
+
+def entry_environment(
+    job: dict[str, Any], workdir: Path, commit: str, changeset: Path, run_id: str, shim: Path
+) -> dict[str, str]:
+    """The build entry's environment (docs/contracts.md, "Build entry"), with `shim`
+    (see `python_shim`) first on its PYTHONPATH."""
+    otel = job["otel"]
+    wanted = checkout.Wanted.from_job(job)
+    env = {k: v for k, v in os.environ.items() if k != "BASS_API_KEY"}
+    env.update(job.get("env") or {})
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(shim), env.get("PYTHONPATH")) if p)
+    env.update(
+        {
+            "BASS_PIPELINE": job["name"],
+            "BASS_BUILD_NUMBER": str(job.get("number", "")),
+            "BASS_JOB_ID": str(job.get("id", "")),
+            "BASS_TRACE_ID": otel["trace-id"],
+            "BASS_ROOT_SPAN_ID": otel["root-span-id"],
+            "BASS_WORKSPACE": str(workdir),
+            "BASS_COMMIT": commit,
+            "BASS_REF": wanted.asked_ref or "",  # what was asked: the job's, or the pipeline's
+            "BASS_BRANCH": wanted.branch or "",
+            "BASS_TAG": wanted.tag or "",
+            "BASS_CHANGESET": str(changeset),
+            "BASS_BUILD_URL": job.get("build-url", ""),
+            "BASS_SECRET_NAMES": ",".join(sorted(job.get("env") or {})),
+            # what cleanup.sweep finds every process of this build by (cleanup.MARKER)
+            "BASS_RUN_ID": cleanup.marker_value(run_id, os.environ),
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": otel["traces-endpoint"],
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": otel["logs-endpoint"],
+            "OTEL_SERVICE_NAME": otel["service-name"],
+            # OTLP/HTTP URLs: an SDK used by the entry itself must not try gRPC there
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL": "http/protobuf",
+            "OTEL_EXPORTER_OTLP_HEADERS": api.otlp_headers(
+                env.get("OTEL_EXPORTER_OTLP_HEADERS", ""), job.get("job-token")
+            ),
+            "TRACEPARENT": f"00-{otel['trace-id']}-{otel['root-span-id']}-01",
+        }
+    )
+    return env
+
+
+def python_shim(shim: Path) -> Path:
+    """`shim`, a directory with the builder as `bass`, put first on the build's
+    PYTHONPATH, so `from bass import build` works in any Python the entry runs with."""
+    (shim / "bass").mkdir(parents=True, exist_ok=True)
+    _install(Path(bass_builder.__file__), shim / "bass_builder.py")
+    # bass's own __init__ is the shim: it imports the builder and nothing else
+    _install(Path(bass.__file__), shim / "bass" / "__init__.py")
+    return shim
 
 
 def _launcher(argv: list[str], env: dict[str, str], workdir: Path) -> procs.Launcher | None:
