@@ -2,8 +2,10 @@
 
     python -m bench.peer_bench [--quick] [--runs N] [--cache-dir DIR]
 
-Run from the repository root with the Python that has bass installed (the test
-virtualenv). The bench installs Buildbot (buildbot, buildbot-worker and buildbot-www,
+Run from the repository root with the test virtualenv's Python. bass runs as the Quick
+start installs it: the bench pip-installs this checkout (not editable) into
+DIR/bass-venv, and runs bass serve, the worker and the build entries with that
+virtualenv's Python. The bench installs Buildbot (buildbot, buildbot-worker and buildbot-www,
 without which the master serves no REST API: 4.3.0, else the newest 4.x) with
 ``python -m venv`` and pip into DIR/buildbot-venv (default DIR /tmp/bass-bench-cache;
 reused once complete), makes a real git repository in a temp dir from
@@ -303,7 +305,8 @@ class Bass:
 
     label = "bass"
 
-    def __init__(self, root: Path, repository: Path) -> None:
+    def __init__(self, root: Path, repository: Path, python: Path) -> None:
+        self.python = str(python)  # of a virtualenv with bass installed (ensure_bass)
         self.home = root / "bass"
         self.home.mkdir()
         self.workspace = root / "bass-workspace"
@@ -313,15 +316,15 @@ class Bass:
         self.url = f"http://127.0.0.1:{self.port}"
         where = {"repository": str(repository), "ref": "main"}
         pipelines = {
-            "pickup": {**where, "exec": [sys.executable, "pickup.py"]},
-            "steps": {**where, "exec": ["./timed.sh", sys.executable, "steps.py"]},
+            "pickup": {**where, "exec": [self.python, "pickup.py"]},
+            "steps": {**where, "exec": ["./timed.sh", self.python, "steps.py"]},
         }
         (self.home / "pipelines.json").write_text(json.dumps(pipelines, indent=2))
         self.serve: Daemon | None = None
         self.worker: Daemon | None = None
 
     def start_server(self) -> float:
-        argv = [sys.executable, "-m", "bass", "serve", "--port", str(self.port), "--grpc-port"]
+        argv = [self.python, "-m", "bass", "serve", "--port", str(self.port), "--grpc-port"]
         argv += ["0", "--db", "bass.db", "-f", "pipelines.json", "--log-level", "warning"]
         started = time.perf_counter()
         serve = Daemon.launch("bass serve", argv, self.home, self.home / "serve.log", child_env())
@@ -338,7 +341,7 @@ class Bass:
         env = child_env()
         env.pop("BASS_API_KEY", None)
         env |= {"BENCH_STAMPS": str(self.stamps), "BENCH_STEPS": str(STEPS)}
-        argv = [sys.executable, "-m", "bass", "worker", "-d", f"{self.url}/dequeue"]
+        argv = [self.python, "-m", "bass", "worker", "-d", f"{self.url}/dequeue"]
         argv += ["-w", str(self.workspace), "--name", "bench", "--log-level", "warning"]
         self.worker = Daemon.launch("bass worker", argv, self.home, self.home / "worker.log", env)
 
@@ -504,6 +507,28 @@ def ensure_buildbot(cache_dir: Path) -> tuple[Path, str]:
     return venv, buildbot_version(venv)
 
 
+def ensure_bass(cache_dir: Path) -> Path:
+    """The Python of a virtualenv under `cache_dir` with bass installed from this
+    checkout as the Quick start installs it (`pip install .`, not editable: an editable
+    install's import hook costs every interpreter of that virtualenv ~14 ms at start,
+    build entries included), reinstalled on every run so it is this tree's code."""
+    venv = cache_dir / "bass-venv"
+    done = venv / ".bench-complete"
+    source = Path(__file__).resolve().parent.parent
+    if not done.exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        print(f"installing bass's dependencies into {venv} …", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        if not pip_install(venv, ["setuptools>=68", str(source)]):
+            raise BenchError(f"pip could not install bass into {venv}")
+        done.write_text("")
+    reinstall = ["--no-deps", "--force-reinstall", "--no-build-isolation", str(source)]
+    if not pip_install(venv, reinstall):
+        raise BenchError(f"pip could not install this checkout of bass into {venv}")
+    return venv / "bin" / "python"
+
+
 def pip_install(venv: Path, requirements: list[str]) -> bool:
     """pip install into `venv`; its output is shown only when it fails."""
     argv = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *requirements]
@@ -660,7 +685,7 @@ class Builds:
     rss_after: dict[str, tuple[list[int], list[int]]]
 
 
-def measure_builds(systems: list[System], runs: int, failures: Failures) -> Builds:
+def measure_builds(systems: list[System], runs: int, failures: Failures, python: Path) -> Builds:
     """Both systems up; one build each, then idle RSS; pickups, then builds of many
     steps beside the bare loop, the systems interleaved; RSS again."""
     for system in systems:
@@ -678,7 +703,7 @@ def measure_builds(systems: list[System], runs: int, failures: Failures) -> Buil
             pickups[system.label].append(pickup)
     steps: dict[str, list[StepsRun]] = {s.label: [] for s in systems}
     bare: list[float] = []
-    bare_argv = [sys.executable, "-c", BARE_LOOP, str(STEPS)]
+    bare_argv = [str(python), "-c", BARE_LOOP, str(STEPS)]  # the entries' interpreter
     timed_run(bare_argv)  # untimed: page cache
     for _ in range(runs):
         bare.append(timed_run(bare_argv)[0])
@@ -913,8 +938,10 @@ def run(
     venv, version = ensure_buildbot(args.cache_dir)
     git = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     print(f"## peer\n\n- buildbot {version} ({venv})\n- {git}\n")
+    python = ensure_bass(args.cache_dir)
+    print(f"- bass: installed from this checkout into {python.parent.parent} (not editable)\n")
     repository = make_repository(root / "repository")
-    bass = Bass(root, repository)
+    bass = Bass(root, repository, python)
     buildbot = Buildbot(root, repository, venv)
     stack.callback(bass.stop)
     stack.callback(buildbot.stop)
@@ -926,7 +953,7 @@ def run(
             measure_startup(system, startup[system.label] if i else None, failures)
     print(f"(start-up: {time.monotonic() - phase:.0f} s)", flush=True)
     phase = time.monotonic()
-    builds = measure_builds(systems, args.runs, failures)
+    builds = measure_builds(systems, args.runs, failures, python)
     print(f"(builds: {time.monotonic() - phase:.0f} s)\n", flush=True)
     return startup, builds
 
