@@ -19,6 +19,7 @@ import shutil
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,25 +251,25 @@ class Worker:
         root: Any,
         heartbeat: api.Heartbeat,
     ) -> tuple[str, str | None]:
-        pipeline = job["pipeline"]
-        workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
+        workdir = checkout.workspace_dir(
+            self.workspace_root, job["name"], job["pipeline"]["repository"]
+        )
         changeset = self.workspace_root / ".bass" / f"changeset-{job.get('id', os.getpid())}"
-        argv = self._argv(job, workdir, changeset)
+        argv = entry_argv(job, workdir, changeset)
         record = {"pipeline": job["name"], "number": job.get("number"), "job": job.get("id")}
         # the run (its marker in every process's environment) ends with everything it
         # started killed, whether the entry left something behind or not
         with self.guard.run(record) as run:
             # the entry's environment but for its commit, which the checkout tells
-            env = self._environment(job, workdir, "", changeset, run.id)
+            shim = python_shim(self.workspace_root / ".bass" / "python")
+            env = entry_environment(job, workdir, "", changeset, run.id, shim)
             # the process that becomes the entry starts now, while the checkout runs
-            launcher = _launcher(argv, env, workdir)
+            entry = _Entry(argv, env, workdir, changeset, run, _launcher(argv, env, workdir))
             try:
-                status = self._check_out_and_run(
-                    job, telemetry, root, heartbeat, argv, env, changeset, run, launcher
-                )
+                status = self._check_out_and_run(job, telemetry, root, heartbeat, entry)
             finally:
-                if launcher is not None:
-                    launcher.discard()  # unless the entry ran
+                if entry.launcher is not None:
+                    entry.launcher.discard()  # unless the entry ran
         if run.record.get("killed"):
             log.info("%s: %d process(es) it left running killed", job["name"], run.record["killed"])
         return status
@@ -279,14 +280,9 @@ class Worker:
         telemetry: bass_builder.Reporter,
         root: Any,
         heartbeat: api.Heartbeat,
-        argv: list[str],
-        env: dict[str, str],
-        changeset: Path,
-        run: runs.Run,
-        launcher: procs.Launcher | None,
+        entry: _Entry,
     ) -> tuple[str, str | None]:
-        pipeline = job["pipeline"]
-        workdir = checkout.workspace_dir(self.workspace_root, job["name"], pipeline["repository"])
+        pipeline, workdir = job["pipeline"], entry.workdir
         wanted = checkout.Wanted.from_job(job)
         step = telemetry.start_span(
             "checkout", root.span_id, attributes={"bass.ref": wanted.asked_ref or "HEAD"}
@@ -301,20 +297,17 @@ class Worker:
             telemetry.end_span(step, states.ERROR, str(e))
             return states.ERROR, f"checkout failed: {e}"
         telemetry.end_span(step, states.OK, "", wanted.attributes(commit))
-        env["BASS_COMMIT"] = commit
+        entry.env["BASS_COMMIT"] = commit
 
         cwd = (workdir / pipeline.get("cwd", ".")).resolve()
         if not cwd.is_relative_to(workdir) or not cwd.is_dir():
             return states.ERROR, f"cwd {pipeline.get('cwd')!r} is not a directory in the repository"
-        changeset.parent.mkdir(parents=True, exist_ok=True)
-        changeset.write_text("".join(p + "\n" for p in changed), encoding="utf-8")
+        entry.changeset.parent.mkdir(parents=True, exist_ok=True)
+        entry.changeset.write_text("".join(p + "\n" for p in changed), encoding="utf-8")
         try:
-            return self._run_entry(job, telemetry, root, heartbeat, argv, cwd, env, run, launcher)
+            return self._run_entry(job, telemetry, root, heartbeat, entry, cwd)
         finally:
-            changeset.unlink(missing_ok=True)
-
-    def _argv(self, job: dict[str, Any], workdir: Path, changeset: Path) -> list[str]:
-        return entry_argv(job, workdir, changeset)
+            entry.changeset.unlink(missing_ok=True)
 
     def _run_entry(
         self,
@@ -322,11 +315,8 @@ class Worker:
         telemetry: bass_builder.Reporter,
         root: Any,
         heartbeat: api.Heartbeat,
-        argv: list[str],
+        entry: _Entry,
         cwd: Path,
-        env: dict[str, str],
-        run: runs.Run,
-        launcher: procs.Launcher | None,
     ) -> tuple[str, str | None]:
         pipeline = job["pipeline"]
         timeout = pipeline.get("timeout")
@@ -341,20 +331,20 @@ class Worker:
                 return f"timeout: the build ran longer than {timeout:g} s"
             return None
 
-        entry = pipeline["exec"]
-        telemetry.log(root, f"$ {' '.join(entry if isinstance(entry, list) else [entry])}")
+        command = pipeline["exec"]
+        telemetry.log(root, f"$ {' '.join(command if isinstance(command, list) else [command])}")
         try:
             code, reason = run_streaming(
-                argv,
+                entry.argv,
                 cwd=cwd,
-                env=env,
+                env=entry.env,
                 on_line=lambda stream, line: telemetry.log(root, line, stream),
                 stop_reason=stop_reason,
                 grace=self.kill_grace,
                 mask=telemetry.mask,
                 longest_secret=max(map(len, telemetry.mask.values), default=0),
-                on_start=run.entry_started,
-                launcher=launcher,
+                on_start=entry.run.entry_started,
+                launcher=entry.launcher,
             )
         except (FileNotFoundError, PermissionError, NotADirectoryError) as e:
             return states.ERROR, f"build entry cannot be run: {e}"
@@ -364,14 +354,6 @@ class Worker:
         if status == states.OK:
             return states.OK, None
         return status, f"build entry exited with code {code}"
-
-    def _environment(
-        self, job: dict[str, Any], workdir: Path, commit: str, changeset: Path, run_id: str
-    ) -> dict[str, str]:
-        return entry_environment(job, workdir, commit, changeset, run_id, self._python_shim())
-
-    def _python_shim(self) -> Path:
-        return python_shim(self.workspace_root / ".bass" / "python")
 
     # -- talking to the orchestrator --------------------------------------------------
 
@@ -457,6 +439,20 @@ def python_shim(shim: Path) -> Path:
     # bass's own __init__ is the shim: it imports the builder and nothing else
     _install(Path(bass.__file__), shim / "bass" / "__init__.py")
     return shim
+
+
+@dataclass
+class _Entry:
+    """A build's entry, made ready before its checkout: its command line, environment
+    (BASS_COMMIT set once the checkout tells), workspace and changeset file, its run,
+    and the launcher started ahead (None where there is none)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    workdir: Path
+    changeset: Path
+    run: runs.Run
+    launcher: procs.Launcher | None
 
 
 def _launcher(argv: list[str], env: dict[str, str], workdir: Path) -> procs.Launcher | None:

@@ -223,14 +223,12 @@ def test_a_build_carries_its_run_id_and_those_its_worker_runs_under(
 ) -> None:
     """A worker that is itself part of a build (bass's own tests, run by bass) passes
     the outer ids on: the outer build's sweep takes the inner builds too."""
-    from bass.worker.runner import Worker
+    from bass.worker.runner import entry_environment
 
-    worker = Worker(dequeue_endpoint="http://x/dequeue", api_key=None, tags=[],
-                    workspace_root=str(tmp_path))  # fmt: skip
     otel = {"trace-id": "t", "root-span-id": "r", "traces-endpoint": "http://x/v1/traces",
             "logs-endpoint": "http://x/v1/logs", "service-name": "s"}  # fmt: skip
     job = {"name": "p", "otel": otel, "pipeline": {"repository": "/r"}}
     monkeypatch.setenv(cleanup.MARKER, "outer1,outer2")
-    env = worker._environment(job, tmp_path, "c", tmp_path / "changes", "inner")
+    env = entry_environment(job, tmp_path, "c", tmp_path / "changes", "inner", tmp_path / "shim")
     assert env[cleanup.MARKER] == "inner,outer1,outer2"
     assert cleanup.marker_value("inner", {}) == "inner"
