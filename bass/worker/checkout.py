@@ -269,9 +269,25 @@ class Workspace:
         what `check_out` then overwrites or removes is the checkout's own."""
         return Git(["clean", "-ffdxq"], self.workdir, self.say)
 
-    def check_out(self, commit: str) -> None:
-        """Check `commit` out detached."""
-        self.git(["checkout", "--quiet", "--force", "--detach", commit])
+    def fetched_branch(self, ref: str) -> str | None:
+        """`refs/remotes/origin/REF` when the fetch left it as a file of its own (a loose
+        ref: a fetch writes so each ref it updates), to be checked out by name, without
+        asking git for its commit first; else None (then `resolve`)."""
+        name = f"refs/remotes/origin/{ref}"
+        return name if (self.workdir / ".git" / name).is_file() else None
+
+    def check_out(self, target: str) -> str:
+        """Check `target` (a commit, or a ref) out detached; returns the commit."""
+        self.git(["checkout", "--quiet", "--force", "--detach", target])
+        if SHA.fullmatch(target):
+            return target
+        try:  # a detached HEAD's file holds its commit
+            head = (self.workdir / ".git" / "HEAD").read_text().strip()
+        except OSError:
+            head = ""
+        if SHA.fullmatch(head):
+            return head
+        return self.git(["rev-parse", "HEAD"], show_output=False).strip()
 
 
 def maintain(workdir: Path, timeout: float = 600) -> str | None:
@@ -302,11 +318,11 @@ def check_out(wanted: Wanted, workspace: Workspace) -> str:
             cleaning.result()
         raise
     cleaning.result()
-    workspace.check_out(commit)
-    return commit
+    return workspace.check_out(commit)
 
 
 def _fetched_commit(wanted: Wanted, workspace: Workspace) -> str:
+    """The commit to check out — or, for a branch whose ref the fetch wrote, that ref."""
     where = redact_url(wanted.repository)
     if wanted.commit is not None:
         if not SHA.fullmatch(wanted.commit):
@@ -321,7 +337,8 @@ def _fetched_commit(wanted: Wanted, workspace: Workspace) -> str:
         if wanted.ref is not None and not REF.match(wanted.ref):
             raise CheckoutError(f"ref {wanted.ref!r} is not a branch, tag or commit name")
         workspace.fetch_all()
-        found = workspace.resolve(wanted.asked_ref)
+        branch = workspace.fetched_branch(wanted.asked_ref) if wanted.asked_ref else None
+        found = branch or workspace.resolve(wanted.asked_ref)
         if found is None:
             raise CheckoutError(f"ref {wanted.asked_ref or 'HEAD'!r} not found in {where}")
         commit = found

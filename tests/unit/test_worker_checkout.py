@@ -284,7 +284,8 @@ def test_a_job_of_today_is_checked_out_as_today(upstream: Upstream, tmp_path: Pa
         "$ git clean -ffdxq",  # while the fetch runs
         "$ git fetch --no-write-fetch-head --prune --tags --force origin "
         "+refs/heads/*:refs/remotes/origin/*",
-        f"$ git checkout --quiet --force --detach {upstream.main}",
+        # the branch's ref as the fetch wrote it, by name (no rev-parse first)
+        "$ git checkout --quiet --force --detach refs/remotes/origin/main",
     ]
     assert sorted(build.changeset) == ["feature/y.txt", "src/a.py"]
     assert build.wanted.asked_ref == "main"
@@ -340,3 +341,18 @@ def test_the_work_tree_is_exactly_the_commit_whatever_the_last_build_left(
     assert files == ["README", "main-only.txt", "src/a.py"]
     assert (ws / "main-only.txt").read_text() == "m\n"
     assert (ws / "src" / "a.py").read_text() == "a\n"
+
+
+def test_a_branch_whose_ref_is_packed_is_found_as_before(upstream: Upstream, tmp_path: Path):
+    """A branch's remote ref the fetch did not rewrite (packed by a gc, unchanged since)
+    is asked of git, and its commit checked out; the commit read back either way."""
+    ws = tmp_path / "ws"
+    first = Build(ws, job(upstream, ref="feature"))
+    assert first.commit == first.head() == upstream.feature
+    checkout.git(["pack-refs", "--all", "--prune"], ws, lambda _: None)
+    assert not (ws / ".git" / "refs" / "remotes" / "origin" / "main").exists()
+    again = Build(ws, job(upstream, ref="main"))
+    assert again.commit == again.head() == upstream.main
+    assert f"$ git checkout --quiet --force --detach {upstream.main}" in again.said
+    tag = Build(ws, job(upstream, ref="v2"))  # a tag: not a branch's ref
+    assert tag.commit == tag.head() == upstream.main
