@@ -96,6 +96,9 @@ async def build(request: Request) -> Response:
         "failure": failed,
         "active": build["state"] in states.ACTIVE,
         "previous_trace": _previous_trace(root),
+        "changeset": _changeset(root),
+        # a build run by hand of a pipeline this server has no entry for cannot be rerun
+        "rerunnable": build["pipeline"] in request.state.orchestrator.config.pipelines,
     }
     return render(request, "build.html", "_build.html", context)
 
@@ -107,6 +110,16 @@ def _previous_trace(root: dict[str, Any] | None) -> str | None:
     if isinstance(value, str) and len(value) == 32 and all(c in HEX for c in value):
         return value
     return None
+
+
+def _changeset(root: dict[str, Any] | None, shown: int = 5) -> str | None:
+    """The changed paths a local run (`bass watch`, `bass run --local`) names on its
+    root span: the first few, and how many more."""
+    paths = root["attributes"].get("bass.changeset") if root else None
+    if not isinstance(paths, list) or not paths:
+        return None
+    text = ", ".join(str(p) for p in paths[:shown])
+    return text + (f" and {len(paths) - shown} more" if len(paths) > shown else "")
 
 
 async def timeline(request: Request) -> Response:

@@ -177,6 +177,8 @@ def test_each_edit_reruns_only_the_steps_its_paths_concern_as_linked_local_build
     status, page = http("GET", f"{server.url}/pipelines/app/3")
     assert status == 200
     assert f'/traces/{builds[1]["trace_id"]}" rel="prev">previous run' in page
+    assert "changed docs/guide.md" in page  # its changeset, on the page
+    assert ">Rerun<" not in page  # the server has no pipeline "app" to run it again with
 
 
 def _spans(tree: dict) -> list[dict]:

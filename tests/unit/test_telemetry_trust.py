@@ -42,6 +42,7 @@ def test_an_ended_span_is_never_rewritten(app: App) -> None:
     ]
     page = app.client.get("/pipelines/demo/1").text
     assert 'data-status="ok"' not in page
+    assert ">Rerun</button>" in page  # a configured pipeline's ended build can be rerun
 
 
 def test_a_running_span_still_ends(app: App) -> None:
