@@ -22,8 +22,10 @@ A Python entry (`python3 job.py ARGS`) can go further (`launch.py warm …`, run
 very interpreter, started in the entry's environment but for BASS_COMMIT): the
 interpreter starts, runs its site and imports the builder while the checkout runs,
 then runs the script itself, as `python3 job.py` would — its `__main__`, `sys.argv`,
-`sys.path[0]` (the script's directory), `__file__`, exit status and tracebacks. Where
-it could not be the same, it execs the entry as above instead: an environment that
+`sys.path[0]` (the script's directory), `__file__`, exit status and tracebacks. It says
+`R` on STATUS_FD once ready (one that ends first, an interpreter that is not Python 3,
+is not used: the worker starts the plain launcher). Where it could not be the same, it
+execs the entry as above instead: an environment that
 changed otherwise, a script that is not a file, or a script directory holding a module
 of a name it imported ahead (which the script's directory would have shadowed).
 """
@@ -100,6 +102,10 @@ def warm(parent: int, status_fd: int, command_fd: int) -> None:
     except Exception:  # its own error is the script's to meet, when it imports it
         pass
     ahead = {name.partition(".")[0] for name in set(sys.modules) - before}
+    try:
+        os.write(status_fd, b"R")  # ready: the worker hands the entry only to a ready one
+    except OSError:  # the worker let it go meanwhile
+        os._exit(0)
     cwd, argv, env = _command(command_fd)
     os.chdir(cwd)
     script = os.fsdecode(argv[1])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import select
 import selectors
 import shutil
 import signal
@@ -95,7 +96,10 @@ class Launcher:
     and the entry's environment, the entry's own interpreter starts, and runs a Python
     entry itself."""
 
+    READY_SECONDS = 60.0  # a warm interpreter that is not ready by then is not used
+
     def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.warm = python is not None
         status_r, status_w = os.pipe()
         command_r, command_w = os.pipe()
         ours = [str(os.getpid()), str(status_w), str(command_r)]
@@ -135,6 +139,9 @@ class Launcher:
             self.discard()
             raise ValueError("embedded null byte, or '=' in a variable's name")
         assert self._command is not None
+        if self.warm and not self._ready():  # it died (not a Python 3, say), or hangs
+            self.discard()
+            return Launcher().start(argv, cwd=cwd, env=env)
         command, self._command = self._command, None
         try:
             with open(command, "wb") as pipe:
@@ -150,6 +157,15 @@ class Launcher:
             errno, strerror, filename = failure.split(b"\0", 2)
             raise OSError(int(errno), strerror.decode(errors="replace"), os.fsdecode(filename))
         return self.proc
+
+    def _ready(self) -> bool:
+        """Whether a warm interpreter says it is ready for the entry (launch.py writes
+        `R` then); not if it ended first, or is not ready within READY_SECONDS."""
+        readable, _, _ = select.select([self._status], [], [], self.READY_SECONDS)
+        if readable and os.read(self._status, 1) == b"R":
+            return True
+        self.proc.kill()
+        return False
 
     def discard(self) -> None:
         """The entry is not run: the launcher reads EOF and exits (a no-op once started)."""

@@ -150,6 +150,20 @@ def test_a_warm_launcher_let_go_exits_and_a_dead_one_is_replaced(tmp_path: Path)
     assert proc.communicate(timeout=60)[0] == b"ran\n"
 
 
+def test_an_interpreter_that_ends_before_it_is_ready_is_not_used(tmp_path: Path) -> None:
+    """Not a Python 3 (a Python 2 fails on launch.py's syntax), or one that crashes at
+    start: it never says it is ready, so the entry starts the plain way, whenever the
+    interpreter ends — before or after the entry is handed over."""
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\nsleep 0.3\necho 'SyntaxError' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    (tmp_path / "job.py").write_text("import sys\nprint('ran', 'bass_builder' in sys.modules)\n")
+    launcher = procs.Launcher(str(fake), _env(tmp_path, ""))
+    proc = launcher.start([PYTHON, "job.py"], cwd=tmp_path, env=_env(tmp_path, "c"))
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (0, b"ran False\n"), err  # a fresh interpreter ran it
+
+
 def test_which_entries_start_warm(tmp_path: Path) -> None:
     work = tmp_path / "ws"
     work.mkdir()
