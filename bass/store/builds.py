@@ -254,6 +254,21 @@ def get(conn: sqlite3.Connection, build_id: int) -> dict[str, Any] | None:
     return _decode(conn.execute("SELECT * FROM builds WHERE id = ?", (build_id,)).fetchone())
 
 
+def pruned(
+    conn: sqlite3.Connection, *, pipeline: str = "", number: int = 0, trace_id: str = ""
+) -> dict[str, Any] | None:
+    """What retention remembers of a build it removed (by pipeline and number, or by
+    trace id): pipeline, number, trace_id, state, finished_at, pruned_at; else None."""
+    if trace_id:
+        row = conn.execute("SELECT * FROM pruned_builds WHERE trace_id = ?", (trace_id,))
+    else:
+        row = conn.execute(
+            "SELECT * FROM pruned_builds WHERE pipeline = ? AND number = ?", (pipeline, number)
+        )
+    found = row.fetchone()
+    return dict(found) if found is not None else None
+
+
 def by_number(conn: sqlite3.Connection, pipeline: str, number: int) -> dict[str, Any] | None:
     return _decode(
         conn.execute(

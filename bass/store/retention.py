@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -98,11 +99,26 @@ def _delete_upto(conn: sqlite3.Connection, blocks: Iterable[dict[str, Any]]) -> 
     return logs.delete_blocks(conn, chosen)
 
 
+PRUNED_KEPT = 100_000  # pruned builds remembered (~100 bytes each), the newest
+
+
 def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
-    """Delete a trace's spans and its build row (after its logs are gone)."""
+    """Delete a trace's spans and its build row (after its logs are gone); the build
+    is remembered in `pruned_builds` (its pages say it was pruned, and its trace id)."""
     conn.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
     conn.execute("DELETE FROM log_counts WHERE trace_id = ?", (trace_id,))
+    remembered = conn.execute(
+        "INSERT OR REPLACE INTO pruned_builds "
+        "SELECT pipeline, number, trace_id, state, finished_at, ? FROM builds WHERE trace_id = ?",
+        (time.time(), trace_id),
+    ).rowcount
     conn.execute("DELETE FROM builds WHERE trace_id = ?", (trace_id,))
+    if remembered:
+        conn.execute(
+            "DELETE FROM pruned_builds WHERE pruned_at < (SELECT pruned_at FROM pruned_builds "
+            "ORDER BY pruned_at DESC LIMIT 1 OFFSET ?)",
+            (PRUNED_KEPT - 1,),
+        )
 
 
 def stored_records(conn: sqlite3.Connection) -> int:

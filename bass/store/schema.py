@@ -368,6 +368,25 @@ MIGRATIONS: list[tuple] = [
         """,
         logs_into_blocks,
     ),
+    (
+        "0012_pruned_builds",
+        """
+        -- Builds retention removed: what their pages say then, and the trace id to look
+        -- them up by where the telemetry was forwarded (bass.store.retention). The
+        -- newest PRUNED_KEPT are kept.
+        CREATE TABLE pruned_builds (
+            pipeline TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            trace_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            finished_at REAL,
+            pruned_at REAL NOT NULL,
+            PRIMARY KEY (pipeline, number)
+        ) WITHOUT ROWID;
+        CREATE INDEX pruned_builds_trace ON pruned_builds (trace_id);
+        CREATE INDEX pruned_builds_at ON pruned_builds (pruned_at);
+        """,
+    ),
 ]
 
 

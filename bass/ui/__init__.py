@@ -19,6 +19,7 @@ from bass import ansi, states
 from bass.auth import CSRF_COOKIE, same_secret
 from bass.params import read_form
 from bass.refs import redact_url, valid_changed_ref
+from bass.store import builds as builds_store
 from bass.store.builds import Source, state_counts
 from bass.ui import steps
 
@@ -64,6 +65,24 @@ def _jinja() -> Jinja2Templates:
         f'<input type="hidden" name="csrf" value="{escape(csrf_token(request))}">'
     )
     return t
+
+
+async def no_build(request: Request, name: str, number: int) -> HTTPException:
+    """The 404 of a build that is not here: one retention removed says so, with its
+    trace id (to look it up where telemetry is forwarded); else it never was."""
+    gone = await request.state.db.aread(
+        lambda conn: builds_store.pruned(conn, pipeline=name, number=number)
+    )
+    return HTTPException(404, pruned_text(gone) if gone else f"no build {name} #{number}")
+
+
+def pruned_text(gone: dict[str, Any]) -> str:
+    """What a page of a build retention removed says."""
+    return (
+        f"{gone['pipeline']} #{gone['number']} ({gone['state']}) was removed by retention "
+        f"on {_clock(gone['pruned_at'])}; its trace id is {gone['trace_id']}: where bass "
+        "forwards telemetry (Tempo, Loki), it is there by that id"
+    )
 
 
 def _clock(ts: float) -> str:

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from bass import ansi, states
 from bass.store import builds, logs, telemetry
-from bass.ui import failure, line_json, render, steps, waterfall
+from bass.ui import failure, line_json, no_build, render, steps, waterfall
 
 HEX = frozenset("0123456789abcdef")
 
@@ -83,7 +83,7 @@ async def build(request: Request) -> Response:
     name, number = request.path_params["name"], request.path_params["number"]
     loaded = await request.state.db.aread(_load_build, name, number)
     if loaded is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     build, spans, last_lines, opened, failed, seeds = loaded
     root = next((s for s in spans if s["span_id"] == build["root_span_id"]), None)
     context = {
@@ -139,7 +139,7 @@ async def timeline(request: Request) -> Response:
 
     loaded = await request.state.db.aread(load)
     if loaded is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     build, spans, span, lines = loaded
     now_ns = time.time_ns()
     shown = waterfall.waterfall(spans, now_ns, waterfall.view_of(request.query_params))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -15,7 +14,7 @@ from starlette.routing import Route
 from bass import ansi
 from bass.params import query_int
 from bass.store import builds, logs, telemetry
-from bass.ui import line_json, steps
+from bass.ui import line_json, no_build, steps
 
 WINDOW = 2_000  # most lines one request returns
 
@@ -53,7 +52,7 @@ async def lines(request: Request) -> Response:
 
     found = await request.state.db.aread(load)
     if found is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     return JSONResponse(found)
 
 
@@ -91,7 +90,7 @@ async def download(request: Request) -> Response:
 
     build, spans = await request.state.db.aread(load)
     if build is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     paths = {
         span["span_id"]: " / ".join(path)
         for path, span in steps.step_paths(steps.build_steps(spans, build["root_span_id"]))

@@ -14,7 +14,7 @@ from bass import params, states
 from bass.orchestrator import NotBuilt, UnknownPipeline
 from bass.params import people_base_url, query_int, read_json
 from bass.store import builds, logs, telemetry
-from bass.ui import server_status, source_of_ref, steps
+from bass.ui import no_build, server_status, source_of_ref, steps
 from bass.webhook import queued_answer
 
 
@@ -67,7 +67,7 @@ async def rerun(request: Request) -> Response:
     name, number = request.path_params["name"], request.path_params["number"]
     original = await request.state.db.aread(builds.by_number, name, number)
     if original is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     if original["state"] in states.ACTIVE:
         raise HTTPException(409, f"{name} #{number} has not ended: rerun it once it has")
     try:
@@ -97,7 +97,7 @@ async def build(request: Request) -> Response:
 
     found, spans = await request.state.db.aread(load)
     if found is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     return JSONResponse({"build": _public(found), "spans": steps.span_tree(spans)})
 
 
@@ -128,7 +128,7 @@ async def build_logs(request: Request) -> Response:
     name, number = request.path_params["name"], request.path_params["number"]
     found = await request.state.db.aread(builds.by_number, name, number)
     if found is None:
-        raise HTTPException(404, f"no build {name} #{number}")
+        raise await no_build(request, name, number)
     return await _logs(request, found["trace_id"])
 
 

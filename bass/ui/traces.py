@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from bass import ansi, states
 from bass.store import builds, logs, telemetry, traces
-from bass.ui import render, steps, waterfall
+from bass.ui import pruned_text, render, steps, waterfall
 
 RANGES = {"15m": 900, "1h": 3_600, "24h": 86_400, "7d": 604_800}  # seconds
 STATUSES = (states.OK, states.ERROR, states.RUNNING)  # a trace's, as bass.store.traces says
@@ -165,6 +165,9 @@ async def trace(request: Request) -> Response:
         url = request.url_for(BUILD_PAGE, name=build["pipeline"], number=build["number"])
         return RedirectResponse(str(url), status_code=302)
     if not spans and not lines and not after_id:
+        gone = await request.state.db.aread(lambda conn: builds.pruned(conn, trace_id=trace_id))
+        if gone is not None:
+            raise HTTPException(404, pruned_text(gone))
         raise HTTPException(404, f"no span or log line of trace {trace_id} has arrived (yet)")
     now_ns = time.time_ns()
     names = {s["span_id"]: s["name"] for s in spans}

@@ -458,6 +458,40 @@ def test_the_app_keeps_the_newest_builds(make_app: Any) -> None:
     assert len(response.json()["logs"]) == 3
     check_fts(app_db(app))
 
+    # a pruned build's pages say so, with the trace id to look it up by elsewhere
+    first = made[0]
+    said = "demo #1 (ok) was removed by retention on "
+    for path in ("/pipelines/demo/1", "/pipelines/demo/1/timeline", "/api/pipelines/demo/builds/1",
+                 "/api/pipelines/demo/builds/1/logs", f"/traces/{trace_of(first)}"):  # fmt: skip
+        response = app.client.get(path)
+        assert response.status_code == 404, path
+        assert said in response.text and trace_of(first) in response.text, (path, response.text)
+    never = app.client.get("/pipelines/demo/99")
+    assert never.status_code == 404 and "no build demo #99" in never.text
+
+
+def test_pruned_builds_are_remembered_the_newest_only(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "PRUNED_KEPT", 3)
+    made = [add_build(db, finished=NOW - (10 - k) * 60) for k in range(6)]
+    prune(db, Policy(keep_builds=1))
+    remembered = db.read(
+        lambda conn: conn.execute(
+            "SELECT pipeline, number, trace_id, state FROM pruned_builds ORDER BY number"
+        ).fetchall()
+    )
+    pruned = {(b["number"], b["trace_id"]) for b in made[:5]}  # #6 is kept
+    assert len(remembered) == 3  # 5 pruned, the 3 pruned last remembered
+    assert {(r["number"], r["trace_id"]) for r in remembered} <= pruned
+    assert {r["pipeline"] for r in remembered} == {"demo"} and {r["state"] for r in remembered} == {
+        "ok"
+    }
+    last = remembered[0]
+    assert db.read(builds.pruned, trace_id=last["trace_id"])["number"] == last["number"]
+    assert db.read(builds.pruned, pipeline="demo", number=last["number"])["state"] == "ok"
+    assert db.read(builds.pruned, pipeline="demo", number=6) is None  # kept, not pruned
+
 
 def test_line_counts_follow_inserts(db: Database) -> None:
     """log_counts is kept by every insert."""
