@@ -104,7 +104,11 @@ class _Server(uvicorn.Server):
             from bass.ingest import grpc as otlp_grpc  # ~11 MB: only when it listens
 
             self.grpc = await otlp_grpc.start(
-                self._receiver, settings.host, settings.grpc_port, settings.max_body
+                self._receiver,
+                settings.host,
+                settings.grpc_port,
+                settings.max_body,
+                local_only=settings.loopback_only(),
             )
         try:
             await super().startup(sockets)  # the app's lifespan, then the HTTP port

@@ -46,6 +46,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from starlette.exceptions import HTTPException
 
+from bass.guard import FORWARDED_HEADERS
 from bass.ingest import otlp_proto, wire
 from bass.ingest.otlp_json import Decoded
 from bass.ingest.receiver import Receiver, bearer_token
@@ -83,7 +84,11 @@ def address(host: str, port: int) -> str:
 
 
 async def start(
-    receiver: Callable[[], Receiver | None], host: str, port: int, max_body: int
+    receiver: Callable[[], Receiver | None],
+    host: str,
+    port: int,
+    max_body: int,
+    local_only: bool = False,
 ) -> grpc.aio.Server | None:
     """Serve OTLP/gRPC on host:port, on the running event loop, for the Receiver that
     `receiver()` returns (None until the app has made it: such requests are answered
@@ -97,7 +102,7 @@ async def start(
             ("grpc.so_reuseport", 0),
         ]
     )
-    service = GrpcReceiver(receiver)
+    service = GrpcReceiver(receiver, local_only)
     for name, kind in ((TRACES, "traces"), (LOGS, "logs"), (METRICS, "metrics")):
         handler = grpc.stream_unary_rpc_method_handler(service.method(kind))
         server.add_generic_rpc_handlers(
@@ -124,8 +129,11 @@ async def start(
 class GrpcReceiver:
     """The Export methods of the three OTLP services, for one Receiver."""
 
-    def __init__(self, receiver: Callable[[], Receiver | None]) -> None:
+    def __init__(self, receiver: Callable[[], Receiver | None], local_only: bool = False) -> None:
         self.receiver = receiver
+        # serving this machine alone: what a proxy forwarded is refused, as over HTTP
+        # (bass.guard; a proxy's gRPC carries its forwarding headers as metadata)
+        self.local_only = local_only
 
     def method(self, kind: str) -> Callable[..., Any]:
         async def export(requests: Any, context: grpc.aio.ServicerContext) -> bytes:
@@ -135,6 +143,13 @@ class GrpcReceiver:
 
     async def export(self, kind: str, context: grpc.aio.ServicerContext) -> bytes:
         arrived = time.perf_counter()
+        metadata = context.invocation_metadata() or ()
+        if self.local_only and any(k.lower() in FORWARDED_HEADERS for k, _ in metadata):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "forwarded by a proxy to a bass serving this machine alone: behind a proxy, "
+                "run bass serve with --forwarded-allow-ips, a users file and worker keys",
+            )
         receiver = self.receiver()
         if receiver is None:  # the app is starting
             await _refuse(context, 503, "bass is starting, retry later", retry_after=1)
@@ -148,7 +163,7 @@ class GrpcReceiver:
         if kind == "metrics":  # SDKs export metrics by default: taken, and dropped
             return b""  # an empty ExportMetricsServiceResponse
         token = None
-        for key, value in context.invocation_metadata() or ():
+        for key, value in metadata:
             if key.lower() == "authorization" and isinstance(value, str):
                 token = bearer_token(value)
                 break

@@ -366,6 +366,20 @@ def test_a_network_server_refuses_telemetry_without_a_token(
     assert names == [("with a token",)], server.output()
 
 
+@pytest.mark.parametrize("header", ["x-forwarded-for", "forwarded", "x-real-ip"])
+def test_a_proxied_call_to_a_bass_serving_this_machine_alone_is_refused(
+    serve: Any, header: str
+) -> None:
+    """As over HTTP (bass.guard): bound to loopback with no proxy declared, a call a proxy
+    forwarded (nginx's grpc_pass sets X-Forwarded-For) must not pass as this machine's."""
+    server = serve_grpc(serve)
+    answer = export(server.grpc, spans_request(TRACE_A), metadata=((header, "203.0.113.7"),))
+    assert answer.code == grpc.StatusCode.PERMISSION_DENIED, answer
+    assert "--forwarded-allow-ips" in answer.details
+    assert count(server, "spans") == 0
+    assert export(server.grpc, spans_request(TRACE_A)).code == grpc.StatusCode.OK  # its own
+
+
 # -- builds ------------------------------------------------------------------------------
 
 
