@@ -469,6 +469,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def worker(args: argparse.Namespace) -> int:
+    from bass.refs import redact_urls
     from bass.worker import Worker, WorkspaceBusy
 
     api_key = os.environ.get("BASS_API_KEY")
@@ -496,6 +497,9 @@ def worker(args: argparse.Namespace) -> int:
         ).run_forever()
     except WorkspaceBusy as e:
         print(f"bass worker: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # the dequeue endpoint
+        print(f"bass worker: --dequeue-endpoint: {redact_urls(str(e))}", file=sys.stderr)
         return 2
     return 0
 

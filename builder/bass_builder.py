@@ -671,6 +671,10 @@ def _split_url(url: str) -> tuple[str, str, int | None, str]:
     if not match or not match.group(2):
         raise ValueError(f"not an http(s) URL: {url!r}")
     scheme, host, port, target = match.groups()
+    if target and target[0] not in "/?":  # user:password@host: credentials are not sent
+        raise ValueError(f"not an http(s) URL without credentials: {url!r}")
+    if "@" in host:
+        raise ValueError(f"not an http(s) URL without credentials: {url!r}")
     if not target.startswith("/"):
         target = "/" + target
     return scheme.lower(), host.strip("[]"), int(port) if port else None, target

@@ -63,6 +63,7 @@ class Worker:
         wait: float = 20.0,
         kill_grace: float = 15.0,
     ):
+        bass_builder.Endpoint(dequeue_endpoint, {})  # ValueError: not an http(s) URL to use
         self.dequeue_endpoint = dequeue_endpoint
         self.api_key = api_key
         self.tags = tags

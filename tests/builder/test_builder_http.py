@@ -747,3 +747,13 @@ def test_a_chunk_size_that_is_not_plain_hex_is_malformed(server: RawServer, size
     assert (status, retry_after) == (None, None)
     assert isinstance(error, OSError) and "malformed HTTP response" in str(error), repr(error)
     conn.wait_closed_by_client()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:secret@bass.example.com:8080/v1/traces", "https://tok@bass.example.com/x"]
+)
+def test_a_url_with_credentials_is_refused_not_misread(url: str) -> None:
+    """Credentials are never sent; read naively the host would be `user` (port 80) and
+    the API key and tokens would go there in plain text."""
+    with pytest.raises(ValueError, match="without credentials"):
+        bass_builder.Endpoint(url, {})

@@ -253,3 +253,14 @@ def test_bad_arguments_still_exit_2_and_unknown_ones_are_still_ignored(capfd) ->
     options, _ = bass_builder.parse_arguments(["--unknown", "-s", "svc"])
     assert options.service_name == "svc"
     assert "ignoring unknown arguments: --unknown" in capfd.readouterr().err
+
+
+def test_a_dequeue_endpoint_with_credentials_stops_the_worker_at_once(tmp_path: Path) -> None:
+    url = "http://user:secret@bass.example.com:8080/dequeue"
+    done = subprocess.run(
+        [sys.executable, "-m", "bass", "worker", "-d", url, "-w", str(tmp_path / "ws")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--dequeue-endpoint: not an http(s) URL without credentials" in done.stderr
+    assert "secret" not in done.stderr + done.stdout
