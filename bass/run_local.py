@@ -8,7 +8,7 @@ instead of a checkout, with the changeset given here. With a `bass serve` to rep
 the run is a local build on its dashboard: its root span is exported here as a worker
 exports it, and carries the changed paths (`bass.changeset`) and, for `bass watch`, the
 previous run's trace (`bass.previous_trace_id`). Without one nothing is sent
-(`OTEL_SDK_DISABLED=true`, which the builder honours).
+(`BASS_NO_TELEMETRY=1` for the builder, `OTEL_SDK_DISABLED=true` for SDKs in steps).
 
 The entry runs in a session of its own, marked as a worker marks a build
 (`BASS_RUN_ID`, bass.worker.cleanup). Stopping it sends SIGTERM to its process group
@@ -183,7 +183,8 @@ class LocalRun:
             job, root, head_commit(root), self.changeset, self.run_id, shim
         )
         if server is None:
-            self.env["OTEL_SDK_DISABLED"] = "true"
+            self.env["BASS_NO_TELEMETRY"] = "1"  # the builder's own switch
+            self.env["OTEL_SDK_DISABLED"] = "true"  # and SDKs in its steps: no one to tell
         self.attributes = {
             "bass.pipeline": job["name"],
             "bass.changeset": changed or ["(everything)"],

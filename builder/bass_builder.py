@@ -61,8 +61,8 @@ Standard arguments
 -g/--generate-root-span   emit the root span (id --root-span-id) too
 -j/--max-parallel  running leaf steps at most (default: the CPU count); groups take
                    no slot, so nested unordered groups cannot deadlock
-Unknown arguments are ignored with a warning. OTEL_SDK_DISABLED=true: no telemetry at
-all (nothing sent, no trace URL printed). OTEL_EXPORTER_OTLP_HEADERS
+Unknown arguments are ignored with a warning. BASS_NO_TELEMETRY=1: no telemetry at all
+(nothing sent, no trace URL printed; `bass watch --offline`). OTEL_EXPORTER_OTLP_HEADERS
 (k=v,k2=v2, URL-encoded values) is sent with every request, plus
 OTEL_EXPORTER_OTLP_TRACES_HEADERS / OTEL_EXPORTER_OTLP_LOGS_HEADERS for one kind.
 
@@ -1895,7 +1895,7 @@ class _Run:
         self.slots = threading.BoundedSemaphore(max(1, parallel))
         self.telemetry: _Telemetry | None = None
         # OpenTelemetry's own switch: `bass watch` offline sets it (no server to report to)
-        if options.export and environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true":
+        if options.export and environ.get("BASS_NO_TELEMETRY", "") not in ("1", "true"):
             try:
                 self.telemetry = _Telemetry(
                     self.traces_url, self.logs_url, self.service_name, environ

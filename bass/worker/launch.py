@@ -156,12 +156,13 @@ def _run(script: str) -> None:
     try:
         with open(path, "rb") as source:
             code = compile(source.read(), path, "exec", dont_inherit=True)
+    except SyntaxError as e:  # the script's own: shown without a traceback, as Python does
+        sys.excepthook(type(e), e.with_traceback(None), None)
+        sys.exit(1)
+    try:
         exec(code, main.__dict__)
     except SystemExit:
         raise
-    except SyntaxError as e:  # shown without a traceback, as Python shows it
-        sys.excepthook(type(e), e.with_traceback(None), None)
-        sys.exit(1)
     except BaseException as e:  # the traceback from the script's frame on, as Python shows
         tb = e.__traceback__
         tb = tb.tb_next if tb is not None else tb

@@ -75,7 +75,14 @@ def warm_python(argv: list[str], env: dict[str, str], workdir: Path) -> str | No
         return None
     if "/" in argv[0] and not os.path.isabs(argv[0]):
         return None
-    if any(not os.path.isabs(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p):
+    # every directory the interpreter or its site would look in named absolutely, and
+    # none in the workspace (which the checkout changes after this start): an empty or
+    # relative element means the start's own directory, not the entry's
+    paths = env.get("PYTHONPATH", "")
+    if paths and not all(os.path.isabs(p) for p in paths.split(os.pathsep)):
+        return None
+    searched = env.get("PATH", os.defpath).split(os.pathsep)
+    if not all(os.path.isabs(p) and not Path(p).is_relative_to(workdir) for p in searched):
         return None
     found = shutil.which(argv[0], path=env.get("PATH", os.defpath))
     if found is None or Path(os.path.abspath(found)).is_relative_to(workdir):
@@ -97,6 +104,7 @@ class Launcher:
     entry itself."""
 
     READY_SECONDS = 60.0  # a warm interpreter that is not ready by then is not used
+    DISCARD_SECONDS = 10.0  # one let go that has not exited by then is killed
 
     def __init__(self, python: str | None = None, env: dict[str, str] | None = None) -> None:
         self.warm = python is not None
@@ -174,7 +182,11 @@ class Launcher:
         os.close(self._command)
         self._command = None
         os.close(self._status)
-        self.proc.communicate()
+        try:  # it reads EOF and exits; a warm interpreter still starting may hang there
+            self.proc.communicate(timeout=self.DISCARD_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
 
 
 def start(

@@ -331,3 +331,17 @@ def test_spooled_output_of_parallel_steps_keeps_its_span_order_and_escaping(
     assert "dropped" not in stderr
     for tag in ("a", "b"):
         assert receiver.bodies(tag) == [f'{tag} "{i}" \\ é' for i in range(lines)]
+
+
+def test_only_bass_no_telemetry_turns_the_builders_telemetry_off(builder, receiver):
+    """OTEL_SDK_DISABLED is for a team's own SDKs (often set on workers for their tests):
+    the builder still reports its steps; `BASS_NO_TELEMETRY=1` (bass watch --offline)
+    turns its telemetry off."""
+    pipeline = {"name": "p", "steps": [{"name": "a", "exec": "true"}]}
+    result = builder.run_json(pipeline, ["-g"], env={"OTEL_SDK_DISABLED": "true"})
+    assert result.returncode == 0, result
+    assert {s["name"] for s in receiver.span_exports()} == {"p", "a", "build p"}
+    before = len(receiver.span_exports())
+    result = builder.run_json(pipeline, ["-g"], env={"BASS_NO_TELEMETRY": "1"})
+    assert result.returncode == 0, result
+    assert len(receiver.span_exports()) == before

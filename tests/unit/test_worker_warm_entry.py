@@ -132,6 +132,13 @@ def test_where_it_could_differ_the_entry_is_execd_instead(
     assert warm.stdout == plain.stdout  # not preloaded: a fresh interpreter
 
 
+def test_a_syntax_error_of_an_imported_module_keeps_its_traceback(tmp_path: Path) -> None:
+    files = {"job.py": "import broken\n", "broken.py": "x = (\n"}
+    warm, plain = _both(tmp_path, files, ["job.py"])
+    assert (warm.returncode, warm.stderr) == (plain.returncode, plain.stderr)
+    assert 'File "' in warm.stderr and "import broken" in warm.stderr
+
+
 def test_a_missing_script_fails_as_the_interpreter_says(tmp_path: Path) -> None:
     (tmp_path / "ws").mkdir()
     warm, plain = _both(tmp_path, {}, ["missing.py"])
@@ -164,6 +171,20 @@ def test_an_interpreter_that_ends_before_it_is_ready_is_not_used(tmp_path: Path)
     assert (proc.returncode, out) == (0, b"ran False\n"), err  # a fresh interpreter ran it
 
 
+def test_a_warm_interpreter_hanging_at_start_is_killed_when_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkout failed while the interpreter was still starting (a site hook on a
+    dead network share, say): letting it go must not hold the worker."""
+    monkeypatch.setattr(procs.Launcher, "DISCARD_SECONDS", 0.5)
+    hung = tmp_path / "python3"
+    hung.write_text("#!/bin/sh\nexec sleep 300\n")
+    hung.chmod(0o755)
+    launcher = procs.Launcher(str(hung), _env(tmp_path, ""))
+    launcher.discard()
+    assert launcher.proc.returncode is not None  # killed, not waited on for 300 s
+
+
 def test_which_entries_start_warm(tmp_path: Path) -> None:
     work = tmp_path / "ws"
     work.mkdir()
@@ -176,6 +197,11 @@ def test_which_entries_start_warm(tmp_path: Path) -> None:
     assert procs.warm_python(["./job.py"], env, work) is None  # not an interpreter's name
     assert procs.warm_python(["make", "job.py"], env, work) is None
     assert procs.warm_python([name, "job.py"], {**env, "PYTHONPATH": "src"}, work) is None
+    # an empty element (PYTHONPATH=/x:$PYTHONPATH with none set) is the start's directory
+    assert procs.warm_python([name, "job.py"], {**env, "PYTHONPATH": "/x:"}, work) is None
+    assert procs.warm_python([name, "job.py"], {"PATH": f"bin:{env['PATH']}"}, work) is None
+    # a directory of the workspace on PATH: the checkout may put another python there
+    assert procs.warm_python([name, "job.py"], {"PATH": f"{work}/bin:{env['PATH']}"}, work) is None
     shim = tmp_path / "shims"
     shim.mkdir()
     (shim / "python3").write_text(f'#!/bin/sh\nexec {PYTHON} "$@"\n')  # a script, not it
