@@ -340,7 +340,7 @@ def values(
     forwarders = [(f.status(), f.reader.queue) for f in snapshot.forwarders]
 
     def per_destination(name: str) -> Samples:
-        return {(st["kind"], redact_url(st["url"])): st[name] for st, _ in forwarders}
+        return {(st["kind"], destination(st["url"])): st[name] for st, _ in forwarders}
 
     queue = forwarders[0][1] if forwarders else None  # one queue, all destinations'
     return {
@@ -357,6 +357,12 @@ def values(
         "bass_forward_records_dropped_total": per_destination("dropped"),
         "bass_forward_requests_retried_total": per_destination("retried"),
     }
+
+
+def destination(url: str) -> str:
+    """A forward URL as a label: no password (`user:***@`) and no query, where a token
+    may be (every reader of /metrics sees the labels)."""
+    return redact_url(url).split("?", 1)[0].split("#", 1)[0]
 
 
 async def metrics(request: Request) -> Response:

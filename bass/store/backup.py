@@ -210,16 +210,26 @@ def _sizes(conn: sqlite3.Connection) -> tuple[list[dict] | None, list[str]]:
     return sorted(found, key=lambda r: (-r["bytes"], r["name"])), unreadable
 
 
+def _scratch_dir(path: Path) -> tempfile.TemporaryDirectory[str]:
+    """Where the index's copy goes: beside the database, where there is room for one
+    (a `$TMPDIR` in memory may have none); `$TMPDIR` where that directory is not ours."""
+    try:
+        return tempfile.TemporaryDirectory(prefix=".bass-check-", dir=path.resolve().parent)
+    except OSError:
+        return tempfile.TemporaryDirectory(prefix="bass-check-")
+
+
 def _fts_check(path: Path, tables: list[tuple[str, str]]) -> Iterator[tuple[str, str]]:
     """(table, problem or "") for each FTS5 table. FTS5's integrity-check is an INSERT,
     which would hold the database's write lock (and stop a running server's writes) for
     as long as it reads the index: it runs instead on a copy of the table's shadow
     tables, taken in one read transaction, in a scratch file. For a contentless table
     (bass's `log_text`) it checks the index's own structure: its segments, their pages
-    and the doclist indexes; there is no content to compare it with."""
+    and the doclist indexes; there is no content to compare it with. The scratch file
+    sits beside the database (see `_scratch_dir`)."""
     if not tables:
         return
-    with tempfile.TemporaryDirectory(prefix="bass-check-") as scratch_dir:
+    with _scratch_dir(path) as scratch_dir:
         scratch = Path(scratch_dir, "fts.db").as_uri()  # a URI connection: ATTACH takes one
         unreadable = {}
         with contextlib.closing(sqlite3.connect(scratch, uri=True, isolation_level=None)) as conn:

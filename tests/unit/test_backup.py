@@ -158,6 +158,21 @@ def test_a_killed_backup_leaves_no_file_at_path(tmp_path: Path) -> None:
     assert "b.db" not in left and all(n.startswith(".b.db.") for n in left)
 
 
+def test_the_index_is_checked_beside_the_database_not_in_tmpdir(
+    db: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """$TMPDIR is often small (in memory): the index's scratch copy goes beside the
+    database, and none is left there."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(db.parent / "no-such-tmpdir"))
+    before = sorted(p.name for p in db.parent.iterdir())
+    code, out, err = bass(capsys, "db", "check", "--db", str(db))
+    assert (code, err) == (0, ""), out
+    assert "fts5 integrity-check log_text" in out
+    assert sorted(p.name for p in db.parent.iterdir()) == before
+
+
 def test_db_check_reports_a_healthy_database(db: Path, capsys: Any) -> None:
     code, out, err = bass(capsys, "db", "check", "--db", str(db))
     assert (code, err) == (0, "")

@@ -177,12 +177,12 @@ def test_store_size_is_the_database_file_and_its_wal(app: App) -> None:
 
 
 def test_a_destination_is_named_without_its_password(make_app: Any) -> None:
-    secret_url = "http://bass:s3cret-pw@127.0.0.1:9/v1/logs"  # port 9: nothing listens
+    secret_url = "http://bass:s3cret-pw@127.0.0.1:9/v1/logs?api_key=k3y"  # port 9: nothing
     app = make_app(forward=[Destination("logs", secret_url, {})])
 
     text = app.client.get("/metrics").text
 
-    assert "s3cret-pw" not in text
+    assert "s3cret-pw" not in text and "k3y" not in text
     assert 'destination="http://bass:***@127.0.0.1:9/v1/logs"' in text
     assert value(scrape(app), "bass_forward_queue_limit_bytes") == 64 << 20
 
