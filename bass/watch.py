@@ -81,9 +81,11 @@ def main(args: argparse.Namespace) -> int:
             run.start()
             pending: set[str] = set()
             while run.running():
-                if _take(changes, pending, stop, 0.1):
+                if _take_edits(root, changes, pending, stop, 0.1):
                     run.stop()  # an edit, or Ctrl-C: this run is out of date
             status = run.finish()
+            # what the run wrote near its end is still coming (the debounce): its own too
+            _take_edits(root, changes, pending, stop, (args.debounce + 200) / 1000)
             print(f"── run {number} {run.summary(status)}", flush=True)
             previous = run.trace_id
             if pending:  # stopped by a change: what it did not finish counts again
@@ -111,6 +113,33 @@ def _take(changes: queue.Queue[list[str]], pending: set[str], stop: threading.Ev
             pending.update(changes.get_nowait())
         except queue.Empty:
             return True
+
+
+def _take_edits(root: Path, changes: queue.Queue[list[str]], pending: set[str],
+                stop: threading.Event, timeout: float) -> bool:  # fmt: skip
+    """`_take` while a run is going: paths git does not track are the run's own
+    outputs (a report, a build directory git does not ignore) and are left out, or a
+    build that writes one would start over for ever; True for an edit, or `stop`."""
+    batch: set[str] = set()
+    if not _take(changes, batch, stop, timeout):
+        return False
+    edits = batch & _tracked(root, batch)
+    pending.update(edits)
+    return bool(edits) or stop.is_set()
+
+
+def _tracked(root: Path, paths: set[str]) -> set[str]:
+    """Those of `paths` that git tracks (or all, if git cannot tell)."""
+    if not paths:
+        return set()
+    done = subprocess.run(
+        ["git", "--literal-pathspecs", "ls-files", "-z", "--", *sorted(paths)],
+        cwd=root,
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        return set(paths)
+    return set(done.stdout.decode(errors="replace").split("\0")) & paths
 
 
 def _entry(args: argparse.Namespace, root: Path) -> tuple[str, dict[str, Any], Path]:

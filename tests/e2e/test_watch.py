@@ -222,3 +222,34 @@ def test_an_edit_during_a_run_stops_it_and_ctrl_c_leaves_nothing_running(
     assert _carrying(marker2) == []
     assert (marks / "teardowns").read_text().split() == [marker, marker2]
     assert json.dumps(watch.output()).count("trace:") == 0  # offline: no dashboard link
+
+
+WRITER = """\
+from bass import build
+
+build({"name": "app", "steps": [
+    {"name": "report", "exec": "echo made > report.txt; mkdir -p out; echo o > out/x; sleep 0.3"},
+]})
+"""
+
+
+def test_what_a_run_writes_that_git_does_not_track_neither_stops_nor_starts_runs(
+    repo: Repo, tmp_path: Path
+) -> None:
+    """A build that writes files git neither tracks nor ignores (a report, an output
+    directory): its runs end, and only an edit starts the next — else it would stop and
+    start itself for ever."""
+    repo.commit({"job.py": WRITER, "src/app.py": "x = 1\n"})
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    watch = Watch(repo, marks, "--offline")
+    try:
+        first = watch.run(1)
+        assert "── run 1 ok" in first, watch.output()
+        (repo.path / "src" / "app.py").write_text("x = 2\n")
+        second = watch.run(2)
+        assert second.startswith(" changed: src/app.py\n"), watch.output()  # not report.txt
+        assert "── run 2 ok" in second
+        assert "── run 3" not in watch.output()
+    finally:
+        watch.kill()
