@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from bass import ansi, states
 from bass.store import builds, logs, telemetry
-from bass.ui import failure, line_json, no_build, render, steps, waterfall
+from bass.ui import line_json, no_build, render, steps, waterfall
 
 HEX = frozenset("0123456789abcdef")
 
@@ -72,6 +72,8 @@ def _failure(conn, build, spans, last_lines) -> dict[str, Any] | None:
     if last:
         first = max(last - SUMMARY_LINES + 1, 1)
         rows = logs.log_lines(conn, build["trace_id"], span["span_id"], first, last)
+        from bass.ui import failure  # its patterns: at the first failed build's page
+
         finding = failure.summary([ansi.plain(r["body"]) for r in rows])
         if finding is not None:
             found["line"] = rows[finding.index]["line"] if rows else None
