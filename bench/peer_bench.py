@@ -520,7 +520,7 @@ def ensure_bass(cache_dir: Path) -> Path:
         cache_dir.mkdir(parents=True, exist_ok=True)
         print(f"installing bass's dependencies into {venv} …", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        if not pip_install(venv, ["setuptools>=68", str(source)]):
+        if not pip_install(venv, ["setuptools>=77", str(source)]):
             raise BenchError(f"pip could not install bass into {venv}")
         done.write_text("")
     reinstall = ["--no-deps", "--force-reinstall", "--no-build-isolation", str(source)]
