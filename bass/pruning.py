@@ -84,6 +84,8 @@ async def prune_once(
             await db.awrite(retention.delete_trace_rest, trace_id)
         removed["builds"] += len(builds)
         removed["traces"] += len(strays)
+    if removed["builds"]:
+        await db.awrite(retention.forget_pruned)
     if cutoff is not None:
         before_ns = int(cutoff * 1e9)
         while deleted := await db.awrite(retention.delete_untraced_logs_chunk, before_ns):

@@ -25,6 +25,17 @@ GIT = ["git", "-c", "user.name=bass tests", "-c", "user.email=tests@localhost",
        "-c", "init.defaultBranch=main"]  # fmt: skip
 
 
+def terminate(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM, as an operator stops a process; SIGKILL if it has not exited in `grace` s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class Repo:
     """A real git repository the tests commit into."""
 
@@ -123,14 +134,8 @@ class Server:
         raise RuntimeError(f"bass serve did not start: {self.output()}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
         if self.proc:
+            terminate(self.proc, 15)
             self.log.close()
             self.proc = None
 
@@ -198,13 +203,7 @@ class WorkerProcess:
         )  # fmt: skip
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 30)
         self.log.close()
         return self.proc.returncode
 

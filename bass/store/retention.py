@@ -107,18 +107,21 @@ def delete_trace_rest(conn: sqlite3.Connection, trace_id: str) -> None:
     is remembered in `pruned_builds` (its pages say it was pruned, and its trace id)."""
     conn.execute("DELETE FROM spans WHERE trace_id = ?", (trace_id,))
     conn.execute("DELETE FROM log_counts WHERE trace_id = ?", (trace_id,))
-    remembered = conn.execute(
+    conn.execute(
         "INSERT OR REPLACE INTO pruned_builds "
         "SELECT pipeline, number, trace_id, state, finished_at, ? FROM builds WHERE trace_id = ?",
         (time.time(), trace_id),
-    ).rowcount
+    )
     conn.execute("DELETE FROM builds WHERE trace_id = ?", (trace_id,))
-    if remembered:
-        conn.execute(
-            "DELETE FROM pruned_builds WHERE pruned_at < (SELECT pruned_at FROM pruned_builds "
-            "ORDER BY pruned_at DESC LIMIT 1 OFFSET ?)",
-            (PRUNED_KEPT - 1,),
-        )
+
+
+def forget_pruned(conn: sqlite3.Connection) -> None:
+    """Keep the PRUNED_KEPT builds pruned last (once a pass: the cut walks the index)."""
+    conn.execute(
+        "DELETE FROM pruned_builds WHERE pruned_at < (SELECT pruned_at FROM pruned_builds "
+        "ORDER BY pruned_at DESC LIMIT 1 OFFSET ?)",
+        (PRUNED_KEPT - 1,),
+    )
 
 
 def stored_records(conn: sqlite3.Connection) -> int:

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -44,7 +43,7 @@ import pytest
 from bass.auth import Users
 from bass.worker_api import MAX_WAIT
 from tests.browser.pages import chromium
-from tests.conftest import Repo, Server, WorkerProcess, free_port
+from tests.conftest import Repo, Server, WorkerProcess, free_port, terminate
 from tests.e2e.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -285,13 +284,8 @@ http {{
         return "".join(f.read_text(errors="replace") for f in logs if f.exists())
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 15)
 
 
 class Client:

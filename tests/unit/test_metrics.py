@@ -159,9 +159,15 @@ def test_a_failed_retention_pass_is_counted(tmp_path: Path) -> None:
         task = asyncio.create_task(
             pruning.prune_forever(db, pruning.Policy(keep_builds=1), 0.01, on_pass=heard.append)
         )
-        while len(heard) < 2:
-            await asyncio.sleep(0.01)
-        task.cancel()
+
+        async def heard_two() -> None:
+            while len(heard) < 2:
+                await asyncio.sleep(0.01)
+
+        try:
+            await asyncio.wait_for(heard_two(), 30)  # a loop that stopped fails, not hangs
+        finally:
+            task.cancel()
 
     asyncio.run(two_passes())
     db.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bass.worker import cleanup, procs, runs
+from tests.unit.helpers import wait_until
 
 pytestmark = pytest.mark.skipif(not cleanup.SUPPORTED, reason="Linux /proc")
 
@@ -121,7 +122,9 @@ def test_a_sweep_kills_the_marked_processes_and_spares_the_others(procs_: Procs)
     procs_.start("longer-id", SLEEPER, RUN + "0")  # the id is compared whole
     procs_.start("shorter-id", SLEEPER, RUN[:-1])
     procs_.start("unmarked", SLEEPER, None, start_new_session=True)
-    time.sleep(0.1)  # the forker has children
+    forker = procs_.named["forker"][0]
+    children = Path(f"/proc/{forker}/task/{forker}/children")
+    wait_until(lambda: children.read_text().split(), what="the forker's children")
     killed, left = cleanup.sweep(RUN)
     assert left == []
     assert killed >= 5  # and the forker's children
